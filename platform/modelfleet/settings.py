@@ -1,0 +1,84 @@
+"""Fleet-wide settings: ``fleet.toml`` at the repo root, overridden by ``FLEET_*`` env vars.
+
+Secrets never live here: tokens come from the environment (``MODAL_TOKEN_ID``,
+``HF_TOKEN``) or Modal secrets by name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+FLEET_FILE = "fleet.toml"
+
+
+class GpuPrices(BaseModel):
+    """$/hour per GPU, with where and when the figures were read (prices change)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: str = Field(description="When the prices were read, YYYY-MM-DD.")
+    source: str = Field(description="Where they were read.")
+    per_hour: dict[str, float] = Field(description="GPU type -> USD per GPU-hour.")
+
+
+def find_fleet_root(start: Path | None = None) -> Path:
+    """The repo root: ``FLEET_ROOT`` if set, else the nearest folder up holding ``fleet.toml``."""
+    env_root = os.environ.get("FLEET_ROOT")
+    if env_root:
+        return Path(env_root).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in [here, *here.parents]:
+        if (folder / FLEET_FILE).is_file():
+            return folder
+    raise FileNotFoundError(
+        f"no {FLEET_FILE} found in {here} or any parent; run fleet inside the repo or set FLEET_ROOT"
+    )
+
+
+class FleetSettings(BaseSettings):
+    """What is shared by every model in the fleet."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEET_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    root: Path = Field(default_factory=lambda: find_fleet_root(), description="Repo root.")
+    target: Literal["local", "modal"] = Field(default="local", description="Where the fleet runs.")
+    app_prefix: str = Field(default="fleet", pattern=r"^[a-z][a-z0-9-]{0,20}$", description="Modal app name prefix.")
+    modal_environment: str = Field(default="main", description="Modal environment deployed to.")
+    region: str | None = Field(default=None, description="Default Modal region for every model.")
+    deploy_concurrency: int = Field(default=4, ge=1, le=64, description="Models deployed at once.")
+    state_dir: Path = Field(default=Path(".fleet"), description="Local state (relative to root).")
+    state_dict: str = Field(default="modelfleet-state", description="modal.Dict holding what was deployed.")
+    prices: GpuPrices = Field(
+        default=GpuPrices(date="unknown", source="unset", per_hour={}), description="GPU price table."
+    )
+    defaults: dict[str, Any] = Field(default_factory=dict, description="model.toml values every model inherits.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments, then ``FLEET_*`` env, then ``fleet.toml``."""
+        try:
+            toml_path = find_fleet_root() / FLEET_FILE
+        except FileNotFoundError:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    @property
+    def state_path(self) -> Path:
+        """Absolute path of the local state folder."""
+        return self.state_dir if self.state_dir.is_absolute() else self.root / self.state_dir
+
+    def app_name(self, model: str) -> str:
+        """The Modal app name of a model: ``<prefix>-<model>``."""
+        return f"{self.app_prefix}-{model}"

@@ -1,0 +1,38 @@
+"""The declaration layer: pydantic models of model.toml and volumes/*.toml, plus lints.
+
+Imports nothing else of the project, so every other piece can depend on it.
+"""
+
+from modelfleet.spec.gpus import GPU_MEMORY_GB, KNOWN_GPUS
+from modelfleet.spec.lints import Finding, lint
+from modelfleet.spec.model import (
+    AuthSpec,
+    GpuSpec,
+    ImageSpec,
+    LocalSpec,
+    ModelSpec,
+    ScalingSpec,
+    SnapshotSpec,
+    VllmSpec,
+)
+from modelfleet.spec.volume import VolumeSpec
+from modelfleet.spec.weights import HuggingFaceWeights, LocalWeights, PypiWeights
+
+__all__ = [
+    "GPU_MEMORY_GB",
+    "KNOWN_GPUS",
+    "AuthSpec",
+    "Finding",
+    "GpuSpec",
+    "HuggingFaceWeights",
+    "ImageSpec",
+    "LocalSpec",
+    "LocalWeights",
+    "ModelSpec",
+    "PypiWeights",
+    "ScalingSpec",
+    "SnapshotSpec",
+    "VllmSpec",
+    "VolumeSpec",
+    "lint",
+]

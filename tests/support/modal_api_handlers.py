@@ -1,0 +1,404 @@
+"""Answers for the Modal RPCs that the real client (modal==1.6.4) makes in our tests.
+
+Why hand-written answers: the only way to see exactly what ``modal deploy`` would send to
+Modal (ranked GPUs, autoscaler settings, snapshot flags, proxy auth) without Modal's cloud
+is to let the real client talk to a fake control plane. Each ``rpc_<Name>`` method below
+takes the decoded request and returns the response message (or a list of messages for
+server-streaming RPCs). RPCs without a method here are answered UNIMPLEMENTED and recorded
+by the server in ``modal_api`` so gaps are visible.
+
+All handlers run on the recorder's event loop thread while holding the recorder lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from google.protobuf import empty_pb2
+from google.protobuf.message import Message
+from grpclib import GRPCError, Status
+from modal_proto import api_pb2
+
+from .modal_api_state import AppRecord, Deployment, ModalState, new_object_id
+
+_CREATE = (
+    api_pb2.OBJECT_CREATION_TYPE_CREATE_IF_MISSING,
+    api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS,
+    api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS,
+)
+_SUCCESS = api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS)
+_IMAGE_METADATA = api_pb2.ImageMetadata(
+    python_version_info="Python 3.11.9 (main) [GCC 12.2.0]",
+    libc_version_info="glibc 2.36",
+    workdir="/root",
+)
+
+
+def _not_found(kind: str, name: str, env: str) -> GRPCError:
+    return GRPCError(Status.NOT_FOUND, f"{kind} '{name}' not found in environment '{env}'")
+
+
+class ModalApiHandlers:
+    """Mixin with the per-RPC logic; the server class in ``modal_api`` supplies the plumbing."""
+
+    state: ModalState
+    function_create_failures: list[tuple[str, Status, str]]
+
+    # ---- client, environment -------------------------------------------------------------
+    def rpc_ClientHello(self, req: Message, meta: Mapping[str, str]) -> Message:
+        return api_pb2.ClientHelloResponse(image_builder_version=self.state.image_builder_version)
+
+    def rpc_EnvironmentGetOrCreate(self, req: api_pb2.EnvironmentGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
+        settings = api_pb2.EnvironmentSettings(
+            image_builder_version=self.state.image_builder_version, webhook_suffix="modal.run"
+        )
+        return api_pb2.EnvironmentGetOrCreateResponse(
+            environment_id="en-" + self.state.env_name(req.deployment_name),
+            metadata=api_pb2.EnvironmentMetadata(
+                name=self.state.env_name(req.deployment_name), settings=settings
+            ),
+        )
+
+    # ---- apps ----------------------------------------------------------------------------
+    def _app(self, app_id: str) -> AppRecord:
+        app = self.state.apps.get(app_id)
+        if app is None:
+            raise GRPCError(Status.NOT_FOUND, f"App '{app_id}' not found")
+        return app
+
+    def rpc_AppCreate(self, req: api_pb2.AppCreateRequest, meta: Mapping[str, str]) -> Message:
+        app = self.state.new_app(req.description, req.environment_name, req.app_state or api_pb2.APP_STATE_EPHEMERAL)
+        return api_pb2.AppCreateResponse(
+            app_id=app.app_id,
+            app_page_url=f"https://modal.com/apps/{self.state.workspace}/{app.environment}/{app.app_id}",
+            app_logs_url=f"https://modal.com/logs/{app.app_id}",
+        )
+
+    def rpc_AppGetByDeploymentName(self, req: api_pb2.AppGetByDeploymentNameRequest, meta: Mapping[str, str]) -> Message:
+        env = self.state.env_name(req.environment_name)
+        resp = api_pb2.AppGetByDeploymentNameResponse(environment_name=env)
+        app = self.state.app_by_name(req.name, env)
+        if app is not None:
+            if app.state == api_pb2.APP_STATE_DEPLOYED:
+                resp.app_id = app.app_id
+            else:
+                resp.previous_app_id = app.app_id
+            resp.lifecycle.CopyFrom(app.lifecycle())
+        return resp
+
+    def rpc_AppGetLifecycle(self, req: api_pb2.AppGetLifecycleRequest, meta: Mapping[str, str]) -> Message:
+        return api_pb2.AppGetLifecycleResponse(lifecycle=self._app(req.app_id).lifecycle())
+
+    def rpc_AppLookup(self, req: api_pb2.AppLookupRequest, meta: Mapping[str, str]) -> Message:
+        app = self.state.app_by_name(req.app_name, req.environment_name)
+        if app is None or app.state != api_pb2.APP_STATE_DEPLOYED:
+            raise _not_found("App", req.app_name, self.state.env_name(req.environment_name))
+        return api_pb2.AppLookupResponse(app_id=app.app_id)
+
+    def rpc_AppGetLayout(self, req: api_pb2.AppGetLayoutRequest, meta: Mapping[str, str]) -> Message:
+        app = self._app(req.app_id)
+        layout = api_pb2.AppLayout(function_ids=app.function_ids, class_ids=app.class_ids)
+        for fid in app.function_ids.values():
+            if fid in self.state.function_metadata:
+                layout.objects.add(object_id=fid, function_handle_metadata=self.state.function_metadata[fid])
+        for cid in app.class_ids.values():
+            if cid in self.state.class_metadata:
+                layout.objects.add(object_id=cid, class_handle_metadata=self.state.class_metadata[cid])
+        return api_pb2.AppGetLayoutResponse(app_layout=layout)
+
+    def rpc_AppHeartbeat(self, req: Message, meta: Mapping[str, str]) -> Message:
+        return empty_pb2.Empty()
+
+    def rpc_AppClientDisconnect(self, req: api_pb2.AppClientDisconnectRequest, meta: Mapping[str, str]) -> Message:
+        app = self.state.apps.get(req.app_id)
+        if app is not None and app.state in (api_pb2.APP_STATE_INITIALIZING, api_pb2.APP_STATE_EPHEMERAL):
+            app.state, app.stopped_at = api_pb2.APP_STATE_STOPPED, time.time()
+        return empty_pb2.Empty()
+
+    def _deploy(self, app: AppRecord, deployment: Deployment, name: str) -> api_pb2.AppPublishResponse:
+        """Make ``deployment`` the live version of ``app`` under ``name`` (publish or rollback)."""
+        app.deployments.append(deployment)
+        app.name, app.state, app.stopped_at = name, api_pb2.APP_STATE_DEPLOYED, 0.0
+        app.function_ids, app.class_ids = dict(deployment.function_ids), dict(deployment.class_ids)
+        previous = self.state.app_by_name(name, app.environment)
+        if previous is not None and previous.app_id != app.app_id and previous.state == api_pb2.APP_STATE_DEPLOYED:
+            previous.state, previous.stopped_at = api_pb2.APP_STATE_STOPPED, time.time()
+        self.state.deployed_names[(app.environment, name)] = app.app_id
+        return api_pb2.AppPublishResponse(url=self.state.app_url(app), deployed_at=deployment.deployed_at)
+
+    def rpc_AppPublish(self, req: api_pb2.AppPublishRequest, meta: Mapping[str, str]) -> Message:
+        app = self._app(req.app_id)
+        if req.app_state != api_pb2.APP_STATE_DEPLOYED:  # `modal run` / `serve`: no history entry
+            app.state = req.app_state
+            app.function_ids, app.class_ids = dict(req.function_ids), dict(req.class_ids)
+            return api_pb2.AppPublishResponse(url=self.state.app_url(app))
+        deployment = Deployment(
+            version=app.version + 1,
+            tag=req.deployment_tag,
+            commit_hash=req.commit_info.commit_hash,
+            deployed_at=time.time(),
+            client_version=meta.get("x-modal-client-version", ""),
+            function_ids=tuple(sorted(req.function_ids.items())),
+            class_ids=tuple(sorted(req.class_ids.items())),
+        )
+        return self._deploy(app, deployment, req.name or app.description)
+
+    def rpc_AppDeploymentHistory(self, req: api_pb2.AppDeploymentHistoryRequest, meta: Mapping[str, str]) -> Message:
+        app = self._app(req.app_id)
+        resp = api_pb2.AppDeploymentHistoryResponse(production_app_version=app.version)
+        for d in reversed(app.deployments):
+            resp.app_deployment_histories.add(
+                app_id=app.app_id,
+                version=d.version,
+                client_version=d.client_version,
+                deployed_at=d.deployed_at,
+                deployed_by="test-user",
+                tag=d.tag,
+                rollback_version=d.rollback_version,
+                rollback_allowed=d.version != app.version,
+                commit_info=api_pb2.CommitInfo(vcs="git", commit_hash=d.commit_hash) if d.commit_hash else None,
+            )
+        return resp
+
+    def rpc_AppRollback(self, req: api_pb2.AppRollbackRequest, meta: Mapping[str, str]) -> Message:
+        app = self._app(req.app_id)
+        if app.state != api_pb2.APP_STATE_DEPLOYED:
+            raise GRPCError(Status.FAILED_PRECONDITION, f"App '{app.name}' is not deployed")
+        target_version = app.version - 1 if req.version < 0 else req.version
+        target = next((d for d in app.deployments if d.version == target_version), None)
+        if target is None or target_version == app.version:
+            raise GRPCError(Status.NOT_FOUND, f"No version v{target_version} to roll back to for app '{app.name}'")
+        deployment = Deployment(
+            version=app.version + 1,
+            tag=target.tag,
+            commit_hash=target.commit_hash,
+            deployed_at=time.time(),
+            client_version=meta.get("x-modal-client-version", ""),
+            rollback_version=target.version,
+            function_ids=target.function_ids,
+            class_ids=target.class_ids,
+        )
+        pub = self._deploy(app, deployment, app.name)
+        return api_pb2.AppRollbackResponse(url=pub.url, deployed_at=pub.deployed_at)
+
+    def rpc_AppList(self, req: api_pb2.AppListRequest, meta: Mapping[str, str]) -> Message:
+        env = self.state.env_name(req.environment_name)
+        resp = api_pb2.AppListResponse()
+        for app in self.state.apps.values():
+            if app.environment == env:
+                resp.apps.add(
+                    app_id=app.app_id,
+                    description=app.name or app.description,
+                    name=app.name,
+                    state=app.state,  # type: ignore[arg-type]
+                    created_at=app.created_at,
+                    stopped_at=app.stopped_at,
+                )
+        return resp
+
+    def rpc_AppStop(self, req: api_pb2.AppStopRequest, meta: Mapping[str, str]) -> Message:
+        app = self._app(req.app_id)
+        app.state, app.stopped_at = api_pb2.APP_STATE_STOPPED, time.time()
+        return empty_pb2.Empty()
+
+    def rpc_TaskList(self, req: Message, meta: Mapping[str, str]) -> Message:
+        return api_pb2.TaskListResponse()
+
+    # ---- functions and classes -----------------------------------------------------------
+    def rpc_FunctionPrecreate(self, req: api_pb2.FunctionPrecreateRequest, meta: Mapping[str, str]) -> Message:
+        function_id = req.existing_function_id or new_object_id("fu")
+        handle = api_pb2.FunctionHandleMetadata(
+            function_name=req.function_name,
+            function_type=req.function_type,
+            function_schema=req.function_schema,
+            app_id=req.app_id,
+        )
+        return api_pb2.FunctionPrecreateResponse(function_id=function_id, handle_metadata=handle)
+
+    def _fill_web_urls(self, fn: api_pb2.Function | api_pb2.FunctionData, app_name: str) -> str:
+        """Give web endpoints the URL Modal would assign; returns the function's own URL."""
+        for name, method in fn.method_definitions.items():
+            if method.webhook_config.type:
+                method.web_url = self.state.web_url(app_name, f"{fn.function_name.removesuffix('.*')}-{name}")
+        if fn.webhook_config.type:
+            fn.web_url = self.state.web_url(app_name, fn.function_name)
+        return fn.web_url
+
+    def rpc_FunctionCreate(self, req: api_pb2.FunctionCreateRequest, meta: Mapping[str, str]) -> Message:
+        app = self._app(req.app_id)
+        app_name = app.name or app.description
+        for substring, status, message in self.function_create_failures:
+            if substring in app_name:
+                raise GRPCError(status, message)
+        function_id = req.existing_function_id or new_object_id("fu")
+        resp = api_pb2.FunctionCreateResponse(function_id=function_id)
+        if req.HasField("function_data"):
+            resp.function_data.CopyFrom(req.function_data)
+            web_url = self._fill_web_urls(resp.function_data, app_name)
+            if req.function_data.ranked_functions:  # the CLI prints URLs from `function`
+                resp.function.CopyFrom(req.function_data.ranked_functions[0].function)
+                resp.function.method_definitions.clear()
+                for key, value in resp.function_data.method_definitions.items():
+                    resp.function.method_definitions[key].CopyFrom(value)
+            source: api_pb2.Function | api_pb2.FunctionData = resp.function_data
+        else:
+            resp.function.CopyFrom(req.function)
+            web_url = self._fill_web_urls(resp.function, app_name)
+            source = resp.function
+        handle = resp.handle_metadata
+        handle.function_name = source.function_name
+        handle.function_type = source.function_type
+        handle.web_url = web_url
+        handle.is_method = source.is_method
+        handle.definition_id = new_object_id("de")
+        handle.class_parameter_info.CopyFrom(source.class_parameter_info)
+        handle.function_schema.CopyFrom(source.function_schema)
+        handle.app_id = req.app_id
+        for name, method in source.method_definitions.items():
+            handle.method_handle_metadata[name].CopyFrom(
+                api_pb2.FunctionHandleMetadata(
+                    function_name=method.function_name,
+                    function_type=method.function_type,
+                    web_url=method.web_url,
+                    is_method=True,
+                    use_method_name=name,
+                    function_schema=method.function_schema,
+                )
+            )
+        self.state.function_metadata[function_id] = handle
+        return resp
+
+    def rpc_ClassCreate(self, req: api_pb2.ClassCreateRequest, meta: Mapping[str, str]) -> Message:
+        class_id = req.existing_class_id or new_object_id("cs")
+        handle = api_pb2.ClassHandleMetadata(methods=req.methods)
+        self.state.class_metadata[class_id] = handle
+        return api_pb2.ClassCreateResponse(class_id=class_id, handle_metadata=handle)
+
+    # ---- images and mounts ---------------------------------------------------------------
+    def rpc_ImageGetOrCreate(self, req: api_pb2.ImageGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
+        # No `result`: the client then waits on ImageJoinStreaming, like after a real build.
+        return api_pb2.ImageGetOrCreateResponse(image_id=req.existing_image_id or new_object_id("im"))
+
+    def rpc_ImageJoinStreaming(self, req: api_pb2.ImageJoinStreamingRequest, meta: Mapping[str, str]) -> list[Message]:
+        return [api_pb2.ImageJoinStreamingResponse(result=_SUCCESS, metadata=_IMAGE_METADATA, eof=True)]
+
+    def rpc_MountGetOrCreate(self, req: api_pb2.MountGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
+        mount_id = new_object_id("mo")
+        self.state.mount_files[mount_id] = [(f.filename, f.sha256_hex) for f in req.files]
+        return api_pb2.MountGetOrCreateResponse(mount_id=mount_id, handle_metadata=api_pb2.MountHandleMetadata())
+
+    def rpc_MountBatchedCheckExistence(self, req: api_pb2.MountBatchedCheckExistenceRequest, meta: Mapping[str, str]) -> Message:
+        missing = [h for h in req.sha256_hex_hashes if h not in self.state.blobs]
+        resp = api_pb2.MountBatchedCheckExistenceResponse(missing_sha256_hex_hashes=missing)
+        resp.checked_at.GetCurrentTime()
+        return resp
+
+    def rpc_MountPutFile(self, req: api_pb2.MountPutFileRequest, meta: Mapping[str, str]) -> Message:
+        if req.data or req.data_blob_id:
+            self.state.blobs[req.sha256_hex] = req.data
+        return api_pb2.MountPutFileResponse(exists=req.sha256_hex in self.state.blobs)
+
+    # ---- volumes, secrets -----------------------------------------------------------------
+    def rpc_VolumeGetOrCreate(self, req: api_pb2.VolumeGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
+        env = self.state.env_name(req.environment_name)
+        key = (env, req.deployment_name)
+        if key not in self.state.volumes:
+            if req.object_creation_type not in _CREATE and self.state.strict_lookups:
+                raise _not_found("Volume", req.deployment_name, env)
+            version = req.version or api_pb2.VOLUME_FS_VERSION_V1
+            self.state.volumes[key] = (new_object_id("vo"), version)
+        elif req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS:
+            raise GRPCError(Status.ALREADY_EXISTS, f"Volume '{req.deployment_name}' already exists")
+        volume_id, version = self.state.volumes[key]
+        return api_pb2.VolumeGetOrCreateResponse(
+            volume_id=volume_id,
+            version=version,  # type: ignore[arg-type]
+            metadata=api_pb2.VolumeMetadata(version=version, name=req.deployment_name),  # type: ignore[arg-type]
+        )
+
+    def rpc_VolumeHeartbeat(self, req: Message, meta: Mapping[str, str]) -> Message:
+        return empty_pb2.Empty()
+
+    def rpc_SecretGetOrCreate(self, req: api_pb2.SecretGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
+        env = self.state.env_name(req.environment_name)
+        name = req.deployment_name
+        if not name or req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_ANONYMOUS_OWNED_BY_APP:
+            secret_id, values = new_object_id("st"), dict(req.env_dict)  # Secret.from_dict
+        elif (env, name) in self.state.secrets and req.object_creation_type not in _CREATE[1:]:
+            secret_id, values = self.state.secrets[(env, name)]
+        elif req.object_creation_type in _CREATE or not self.state.strict_lookups:
+            secret_id, values = new_object_id("st"), dict(req.env_dict)
+            self.state.secrets[(env, name)] = (secret_id, values)
+        else:
+            raise _not_found("Secret", name, env)
+        missing = [k for k in req.required_keys if k not in values]
+        if missing and self.state.strict_lookups:
+            raise GRPCError(Status.NOT_FOUND, f"Secret '{name}' is missing keys {missing}")
+        meta_msg = api_pb2.SecretMetadata(name=name, keys=sorted(values), environment_name=env)
+        return api_pb2.SecretGetOrCreateResponse(secret_id=secret_id, metadata=meta_msg)
+
+    # ---- dicts ---------------------------------------------------------------------------
+    def _dict(self, dict_id: str) -> dict[bytes, bytes]:
+        if dict_id not in self.state.dicts:
+            raise GRPCError(Status.NOT_FOUND, f"Dict '{dict_id}' not found")
+        return self.state.dicts[dict_id]
+
+    def rpc_DictGetOrCreate(self, req: api_pb2.DictGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
+        env = self.state.env_name(req.environment_name)
+        ephemeral = req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_EPHEMERAL
+        key = (env, req.deployment_name)
+        if ephemeral or key not in self.state.dict_ids:
+            if not ephemeral and req.object_creation_type not in _CREATE:
+                raise _not_found("Dict", req.deployment_name, env)
+            dict_id = new_object_id("di")
+            self.state.dicts[dict_id] = {}
+            if not ephemeral:
+                self.state.dict_ids[key] = dict_id
+        elif req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS:
+            raise GRPCError(Status.ALREADY_EXISTS, f"Dict '{req.deployment_name}' already exists")
+        else:
+            dict_id = self.state.dict_ids[key]
+        self.state.dicts[dict_id].update({e.key: e.value for e in req.data})
+        return api_pb2.DictGetOrCreateResponse(
+            dict_id=dict_id, metadata=api_pb2.DictMetadata(name=req.deployment_name)
+        )
+
+    def rpc_DictHeartbeat(self, req: Message, meta: Mapping[str, str]) -> Message:
+        return empty_pb2.Empty()
+
+    def rpc_DictUpdate(self, req: api_pb2.DictUpdateRequest, meta: Mapping[str, str]) -> Message:
+        data = self._dict(req.dict_id)
+        if req.if_not_exists:
+            if any(e.key in data for e in req.updates):
+                return api_pb2.DictUpdateResponse(created=False)
+        data.update({e.key: e.value for e in req.updates})
+        return api_pb2.DictUpdateResponse(created=True)
+
+    def rpc_DictGet(self, req: api_pb2.DictGetRequest, meta: Mapping[str, str]) -> Message:
+        data = self._dict(req.dict_id)
+        if req.key not in data:
+            return api_pb2.DictGetResponse(found=False)
+        return api_pb2.DictGetResponse(found=True, value=data[req.key])
+
+    def rpc_DictContains(self, req: api_pb2.DictContainsRequest, meta: Mapping[str, str]) -> Message:
+        return api_pb2.DictContainsResponse(found=req.key in self._dict(req.dict_id))
+
+    def rpc_DictLen(self, req: api_pb2.DictLenRequest, meta: Mapping[str, str]) -> Message:
+        return api_pb2.DictLenResponse(len=len(self._dict(req.dict_id)))
+
+    def rpc_DictPop(self, req: api_pb2.DictPopRequest, meta: Mapping[str, str]) -> Message:
+        data = self._dict(req.dict_id)
+        if req.key not in data:
+            return api_pb2.DictPopResponse(found=False)
+        return api_pb2.DictPopResponse(found=True, value=data.pop(req.key))
+
+    def rpc_DictClear(self, req: api_pb2.DictClearRequest, meta: Mapping[str, str]) -> Message:
+        self._dict(req.dict_id).clear()
+        return empty_pb2.Empty()
+
+    def rpc_DictContents(self, req: api_pb2.DictContentsRequest, meta: Mapping[str, str]) -> list[Message]:
+        return [
+            api_pb2.DictEntry(key=k if req.keys else b"", value=v if req.values else b"")
+            for k, v in self._dict(req.dict_id).items()
+        ]
