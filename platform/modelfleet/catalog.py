@@ -152,6 +152,8 @@ def _read_toml(catalog: Catalog, file: Path) -> dict[str, Any] | None:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         catalog.problems.append(Problem(file, "(syntax)", f"not valid TOML: {error}"))
+    except UnicodeDecodeError:
+        catalog.problems.append(Problem(file, "(file)", "is not UTF-8 text; save it as UTF-8"))
     except OSError as error:
         catalog.problems.append(Problem(file, "(file)", f"cannot be read: {error.strerror}"))
     return None

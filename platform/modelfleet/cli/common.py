@@ -18,8 +18,11 @@ from modelfleet.catalog import Catalog, load_catalog
 from modelfleet.errors import FleetError
 from modelfleet.settings import FleetSettings
 
-console = Console()
-err_console = Console(stderr=True)
+# Messages never wrap (a user error is one line a person or a CI log can grep), and
+# tables get room when stdout is a pipe or a CI log rather than a terminal.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+console = Console(soft_wrap=True, width=_PIPE_WIDTH)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class UserError(FleetError):

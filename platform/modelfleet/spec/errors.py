@@ -93,6 +93,7 @@ def _message(item: Any, model: type[BaseModel] | None, path: list[str]) -> str:
         return f"{got!r} is not one of: {', '.join(options)}{hint}"
     if kind == "union_tag_invalid":
         ctx = item.get("ctx", {})
-        return f"{ctx.get('tag')!r} is not a known {ctx.get('discriminator', 'kind')}; use one of {ctx.get('expected_tags')}"
+        discriminator = str(ctx.get("discriminator", "kind")).strip("'")
+        return f"{ctx.get('tag')!r} is not a known {discriminator}; use one of {ctx.get('expected_tags')}"
     message = str(item["msg"])
     return message.removeprefix("Value error, ")

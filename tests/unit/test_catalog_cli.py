@@ -1,0 +1,140 @@
+"""The catalog commands as a user runs them: output, exit codes, and files written."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.unit.conftest import MINIMAL_MODEL, REPO_ROOT
+from typer.testing import CliRunner
+
+from modelfleet.cli.app import app
+from modelfleet.schema import SCHEMA_PATH, render_schema
+
+WriteModel = Callable[[str, str], Path]
+runner = CliRunner()
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_validate_reports_every_broken_folder_and_exits_1(write_model: WriteModel) -> None:
+    write_model("good", MINIMAL_MODEL)
+    write_model("bad-gpu", MINIMAL_MODEL.replace('type = "H100"', 'type = "H1OO"'))
+    write_model("bad-toml", "[[[")
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 1
+    assert "models/bad-gpu/model.toml: gpu.type: 'H1OO' is not one of" in result.output
+    assert "models/bad-toml/model.toml: (syntax): not valid TOML" in result.output
+    assert "1 model(s) valid, 2 file(s) with errors" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_passes_on_the_repo_itself(monkeypatch: object) -> None:
+    import os
+
+    os.environ.pop("FLEET_ROOT", None)
+    result = runner.invoke(app, ["validate"], env={"FLEET_ROOT": str(REPO_ROOT)})
+    assert result.exit_code == 0, result.output
+
+
+def test_list_shows_a_row_per_model(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL)
+    result = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "alpha" in result.output and "org/tiny@0123456" in result.output and "H100" in result.output
+
+
+def test_show_prints_the_effective_config_with_defaults(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL)
+    as_toml = runner.invoke(app, ["show", "alpha"])
+    assert as_toml.exit_code == 0, as_toml.output
+    data = tomllib.loads(as_toml.output)
+    assert data["image"]["vllm_version"] == "0.25.0"
+    as_json = runner.invoke(app, ["show", "alpha", "--format", "json"])
+    assert json.loads(as_json.output) == data
+
+
+def test_show_of_an_unknown_model_lists_the_known_ones(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL)
+    result = runner.invoke(app, ["show", "nope"])
+    assert result.exit_code == 1
+    assert "error: no valid model named 'nope' (known: alpha)" in result.output
+
+
+def test_show_of_a_broken_model_says_why(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL.replace("max_model_len = 8192", "max_model_len = 1"))
+    result = runner.invoke(app, ["show", "alpha"])
+    assert result.exit_code == 1
+    assert "model 'alpha' does not validate: models/alpha/model.toml: vllm.max_model_len" in result.output
+
+
+def test_checked_in_schema_matches_the_models() -> None:
+    assert (REPO_ROOT / SCHEMA_PATH).read_text() == render_schema(), "run `fleet schema` and commit the result"
+
+
+def test_schema_check_fails_on_drift(fleet_repo: Path) -> None:
+    (fleet_repo / SCHEMA_PATH).write_text("{}\n")
+    result = runner.invoke(app, ["schema", "--check"])
+    assert result.exit_code == 1
+    assert "models/model.schema.json is out of date: run `fleet schema`" in result.output
+    assert runner.invoke(app, ["schema"]).exit_code == 0
+    assert runner.invoke(app, ["schema", "--check"]).exit_code == 0
+
+
+def test_schema_describes_every_field() -> None:
+    schema = json.loads(render_schema())
+    missing = [
+        f"{name}.{field}"
+        for name, definition in schema["$defs"].items()
+        for field, prop in definition.get("properties", {}).items()
+        if "description" not in prop
+    ]
+    assert missing == []
+
+
+def test_new_scaffolds_a_folder_that_validates(fleet_repo: Path) -> None:
+    result = runner.invoke(
+        app, ["new", "my-model", "--hf", "org/My-Model", "--revision", SHA, "--gpu", "H100:2", "--params-b", "30"]
+    )
+    assert result.exit_code == 0, result.output
+    text = (fleet_repo / "models/my-model/model.toml").read_text()
+    assert 'repo = "org/My-Model"' in text and "tensor_parallel_size = 2" in text
+    assert (fleet_repo / "models/my-model/README.md").is_file()
+    assert runner.invoke(app, ["validate"]).exit_code == 0
+
+
+def test_new_refuses_what_would_not_validate_and_writes_nothing(fleet_repo: Path) -> None:
+    result = runner.invoke(app, ["new", "big", "--hf", "org/big", "--revision", SHA, "--gpu", "L4", "--params-b", "70"])
+    assert result.exit_code == 1
+    assert "models/big would not validate, nothing written: gpu: needs" in result.output
+    assert not (fleet_repo / "models/big").exists()
+
+
+def test_new_refuses_an_unpinned_revision(fleet_repo: Path) -> None:
+    result = runner.invoke(app, ["new", "x", "--hf", "org/x", "--revision", "main", "--gpu", "H100"])
+    assert result.exit_code == 1
+    assert "weights.revision: 'main' is not a commit hash" in result.output
+
+
+def test_new_refuses_an_unknown_gpu(fleet_repo: Path) -> None:
+    result = runner.invoke(app, ["new", "x", "--hf", "org/x", "--revision", SHA, "--gpu", "V100"])
+    assert result.exit_code == 1
+    assert "--gpu: unknown GPU 'V100'; known: T4, L4" in result.output
+
+
+def test_cost_reports_floor_and_ceiling(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL + "\n[scaling]\nmin_containers = 1\nmax_containers = 3\n")
+    result = runner.invoke(app, ["cost"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "alpha" in line)
+    # H100 at $3.95/h: floor 1 container, ceiling 3.
+    assert "3.95" in row and "2,884" in row and "11.85" in row
+
+
+def test_settings_come_from_fleet_toml_and_env(fleet_repo: Path) -> None:
+    result = runner.invoke(app, ["list"], env={"FLEET_TARGET": "modal", "COLUMNS": "200"})
+    assert "target: modal" in result.output
+    bad = runner.invoke(app, ["list"], env={"FLEET_TARGET": "moon"})
+    assert bad.exit_code == 1
+    assert "fleet.toml / FLEET_* settings: target:" in bad.output

@@ -1,0 +1,125 @@
+"""Every lint, with the numbers its message carries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.unit.conftest import MINIMAL_MODEL
+
+from modelfleet.catalog import Catalog, load_catalog
+from modelfleet.settings import FleetSettings
+
+WriteModel = Callable[[str, str], Path]
+
+
+def _load() -> Catalog:
+    return load_catalog(FleetSettings())
+
+
+def _findings(catalog: Catalog, level: str) -> list[str]:
+    return [f"{p.field}: {p.message}" for p in catalog.problems if p.level == level]
+
+
+def test_weights_and_kv_cache_that_do_not_fit_are_an_error_with_the_numbers(write_model: WriteModel) -> None:
+    # 70 B in bf16 = 140 GB of weights on one H100 (80 GB x 0.90 = 72 GB).
+    write_model("huge", MINIMAL_MODEL.replace("params_billion = 8.0", "params_billion = 70.0"))
+    catalog = _load()
+    assert "huge" not in catalog.models
+    (message,) = _findings(catalog, "error")
+    assert message == (
+        "gpu: needs 142.6 GB (weights 140.0 GB + KV cache 1.1 GB at max_model_len=8192 + overhead 1.5 GB), "
+        "H100 x1 gives 80 GB x 1 x 0.90 = 72.0 GB; use a larger or additional GPU, a lower max_model_len, "
+        "or a quantized checkpoint"
+    )
+
+
+def test_a_long_context_can_make_a_fitting_model_not_fit(write_model: WriteModel) -> None:
+    # 8 B bf16 = 16 GB fits an L4 (24 GB x 0.9 = 21.6 GB) at 8k, not at 128k (16.8 GB of KV cache).
+    small = MINIMAL_MODEL.replace('type = "H100"', 'type = "L4"')
+    write_model("short", small)
+    write_model("long", small.replace("max_model_len = 8192", "max_model_len = 131072"))
+    catalog = _load()
+    assert "short" in catalog.models
+    assert "long" not in catalog.models
+    (message,) = _findings(catalog, "error")
+    assert "KV cache 17.2 GB at max_model_len=131072" in message
+    assert "L4 x1 gives 24 GB x 1 x 0.90 = 21.6 GB" in message
+
+
+def test_every_fallback_gpu_must_fit_too(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL.replace('type = "H100"', 'type = "H100"\nfallbacks = ["T4"]'))
+    (message,) = _findings(_load(), "error")
+    assert "T4 x1 gives 16 GB x 1 x 0.90 = 14.4 GB" in message
+
+
+def test_tensor_parallel_must_equal_the_gpu_count(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL.replace('type = "H100"', 'type = "H100"\ncount = 2'))
+    (message,) = _findings(_load(), "error")
+    assert message == (
+        "vllm.tensor_parallel_size: tensor_parallel_size is 1 but GPU option H100:2 has 2 GPU(s); "
+        "they must be equal (one shard per GPU)"
+    )
+
+
+def test_an_unpinned_revision_is_an_error(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL.replace("0123456789abcdef0123456789abcdef01234567", "main"))
+    (message,) = _findings(_load(), "error")
+    assert message.startswith("weights.revision: 'main' is not a commit hash; pin the 40-hex commit")
+
+
+def test_max_concurrent_inputs_above_max_num_seqs_is_an_error(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL + "\n[scaling]\nmax_concurrent_inputs = 100\n")
+    (message,) = _findings(_load(), "error")
+    assert message.startswith(
+        "scaling.max_concurrent_inputs: max_concurrent_inputs (100) is above vllm.max_num_seqs (64)"
+    )
+
+
+def test_a_gpu_snapshot_without_the_memory_snapshot_is_an_error(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL + "\n[snapshot]\nenabled = false\ngpu_snapshot = true\n")
+    (message,) = _findings(_load(), "error")
+    assert message.startswith("snapshot.gpu_snapshot: gpu_snapshot needs the memory snapshot")
+
+
+def test_snapshots_on_a_vllm_without_sleep_mode_are_an_error(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL + '\n[image]\nvllm_version = "0.6.3"\n')
+    (message,) = _findings(_load(), "error")
+    assert "needs vllm >= 0.8.0" in message and "image.vllm_version is 0.6.3" in message
+
+
+def test_min_containers_warns_with_its_monthly_floor_cost(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL + "\n[scaling]\nmin_containers = 2\nmax_containers = 4\n")
+    catalog = _load()
+    assert "tiny" in catalog.models  # a warning does not block
+    (message,) = _findings(catalog, "warning")
+    # 2 x H100 at $3.95/h (fleet.toml) = $7.90/h, x 730 h.
+    assert message == (
+        "scaling.min_containers: min_containers = 2 keeps 2 x H100 x1 running even when idle: "
+        "$7.90/h, about $5,767/month"
+    )
+
+
+def test_a_public_endpoint_always_warns(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL + "\n[auth]\npublic = true\n")
+    catalog = _load()
+    assert "tiny" in catalog.models
+    (message,) = _findings(catalog, "warning")
+    assert message.startswith("auth.public: this endpoint is PUBLIC")
+
+
+def test_missing_architecture_warns_that_the_kv_cache_is_unchecked(write_model: WriteModel) -> None:
+    write_model(
+        "tiny",
+        MINIMAL_MODEL.replace(
+            "architecture = { num_hidden_layers = 32, num_key_value_heads = 8, head_dim = 128 }\n", ""
+        ),
+    )
+    (message,) = _findings(_load(), "warning")
+    assert message.startswith("weights.architecture: no architecture given")
+
+
+def test_zero_warmup_with_snapshots_warns(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL + "\n[snapshot]\nwarmup_requests = 0\n")
+    (message,) = _findings(_load(), "warning")
+    assert message.startswith("snapshot.warmup_requests: warmup_requests is 0")
