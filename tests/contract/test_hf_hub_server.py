@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
 from tests.support.hf_hub import LoopbackHub, git_blob_sha1
 
 REPO = "acme/tiny-chat"
@@ -42,14 +42,14 @@ ALLOW = ["*.json", "*.safetensors"]
 
 @pytest.fixture
 def hub() -> Iterator[LoopbackHub]:
-    """A fresh hub per test: failure injections and request logs must not leak between tests."""
+    """Serve a fresh hub per test: failure injections and request logs must not leak between tests."""
     with LoopbackHub(accepted_tokens={"hf_granted"}) as running:
         yield running
 
 
 @pytest.fixture
 def no_resume_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The client sleeps 1 s before each resume attempt; record the sleeps instead so tests stay fast."""
+    """Record the client's 1 s sleeps before each resume attempt instead of sleeping, so tests stay fast."""
     sleeps: list[float] = []
     monkeypatch.setattr(file_download, "time", types.SimpleNamespace(sleep=sleeps.append))
     return sleeps
@@ -66,7 +66,7 @@ def test_pinned_revision_lands_in_snapshot_folder(hub: LoopbackHub, tmp_path: Pa
     ``allow_patterns`` to keep the unwanted ``.pth`` duplicates off the volume.
     """
     sha = hub.add_repo(REPO, FILES)
-    assert len(sha) == 40 and int(sha, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{40}", sha)
     assert hub.add_repo(REPO, FILES) == sha, "same content must give the same commit"
 
     folder = snapshot_download(
@@ -85,7 +85,7 @@ def test_pinned_revision_lands_in_snapshot_folder(hub: LoopbackHub, tmp_path: Pa
 
     # Exactly one listing, then HEAD + GET per allowed file -- nothing for the filtered-out files.
     tree = [r for r in hub.requests if r.kind == "tree"]
-    assert len(tree) == 1 and tree[0].query.get("recursive") == ["true"]
+    assert [r.query.get("recursive") for r in tree] == [["true"]]
     assert hub.downloads("model.safetensors") == 1
     assert hub.downloads("original/consolidated.pth") == 0
     assert hub.downloads("README.md") == 0
@@ -94,11 +94,14 @@ def test_pinned_revision_lands_in_snapshot_folder(hub: LoopbackHub, tmp_path: Pa
 def test_second_download_of_a_pinned_revision_makes_no_requests(hub: LoopbackHub, tmp_path: Path) -> None:
     """A commit is immutable, so a warm cache must be served without touching the hub (cold-start cost)."""
     sha = hub.add_repo(REPO, FILES)
-    kwargs = {"revision": sha, "allow_patterns": ALLOW, "cache_dir": tmp_path, "endpoint": hub.endpoint}
-    first = snapshot_download(REPO, token=False, **kwargs)  # type: ignore[arg-type]
+    first = snapshot_download(
+        REPO, revision=sha, allow_patterns=ALLOW, cache_dir=tmp_path, endpoint=hub.endpoint, token=False
+    )
     hub.clear_requests()
 
-    second = snapshot_download(REPO, token=False, **kwargs)  # type: ignore[arg-type]
+    second = snapshot_download(
+        REPO, revision=sha, allow_patterns=ALLOW, cache_dir=tmp_path, endpoint=hub.endpoint, token=False
+    )
 
     assert second == first
     assert hub.requests == []
@@ -149,21 +152,26 @@ def test_unknown_repo_and_missing_file_raise_typed_errors(hub: LoopbackHub, tmp_
 def test_gated_repo_needs_a_granted_token(hub: LoopbackHub, tmp_path: Path) -> None:
     """Gated repos (Llama) need the HF token secret; without it the error must say "gated", not "missing"."""
     sha = hub.add_repo(REPO, FILES, gated=True)
-    common = {"revision": sha, "allow_patterns": ALLOW, "endpoint": hub.endpoint}
+
+    def download(cache: str, token: str | bool) -> str:
+        return snapshot_download(
+            REPO, revision=sha, allow_patterns=ALLOW, cache_dir=tmp_path / cache, endpoint=hub.endpoint, token=token
+        )
 
     with pytest.raises(GatedRepoError) as no_token:
-        snapshot_download(REPO, cache_dir=tmp_path / "a", token=False, **common)  # type: ignore[arg-type]
+        download("a", token=False)
     assert no_token.value.response.status_code == 401
 
     with pytest.raises(GatedRepoError) as wrong_token:
-        snapshot_download(REPO, cache_dir=tmp_path / "b", token="hf_someone_else", **common)  # type: ignore[arg-type]
+        download("b", token="hf_someone_else")
     assert wrong_token.value.response.status_code == 403
 
-    folder = snapshot_download(REPO, cache_dir=tmp_path / "c", token="hf_granted", **common)  # type: ignore[arg-type]
+    folder = download("c", token="hf_granted")
 
     assert _sha256(Path(folder, "model.safetensors")) == hashlib.sha256(WEIGHTS).hexdigest()
     granted = [r for r in hub.requests if r.kind == "resolve" and r.status == 200]
-    assert granted and all(r.headers["authorization"] == "Bearer hf_granted" for r in granted)
+    assert granted
+    assert {r.headers["authorization"] for r in granted} == {"Bearer hf_granted"}
 
 
 def test_truncated_body_is_refetched_transparently(
@@ -206,10 +214,10 @@ def test_truncated_body_resumes_with_range_request(
     assert _sha256(path) == hashlib.sha256(WEIGHTS).hexdigest()
     gets = [r for r in hub.requests if r.kind == "resolve" and r.method == "GET"]
     assert len(gets) == 2
-    assert gets[0].truncated and gets[0].status == 200
-    assert gets[1].status == 206
+    assert [(r.status, r.truncated) for r in gets] == [(200, True), (206, False)]
     resumed_from = int(gets[1].headers["range"].removeprefix("bytes=").removesuffix("-"))
-    assert 0 < resumed_from <= 5000 and resumed_from % 1024 == 0
+    assert 0 < resumed_from <= 5000
+    assert resumed_from % 1024 == 0
 
 
 def test_persistent_truncation_gives_up_and_leaves_no_file(

@@ -33,6 +33,7 @@ Note: ``huggingface_hub`` reads ``HF_ENDPOINT`` once, at import. In-process test
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -86,7 +87,7 @@ def git_blob_sha1(data: bytes) -> str:
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
-    """The git-lfs pointer file git stores in place of an LFS file; the hub's ``oid`` is its blob sha1."""
+    """Return the git-lfs pointer git stores in place of an LFS file (the hub's ``oid`` is its blob sha1)."""
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
 
 
@@ -121,7 +122,7 @@ class HubFile:
         return self.sha256 if self.lfs else self.git_oid
 
     def tree_entry(self) -> dict[str, object]:
-        """This file as one element of the ``/tree`` listing."""
+        """Render the file as one element of the ``/tree`` listing."""
         entry: dict[str, object] = {"type": "file", "oid": self.git_oid, "size": self.size, "path": self.path}
         if self.lfs:
             entry["lfs"] = {"oid": self.sha256, "size": self.size, "pointerSize": self.pointer_size}
@@ -186,6 +187,7 @@ class LoopbackHub:
     """
 
     def __init__(self, *, accepted_tokens: Iterable[str] | None = None) -> None:
+        """Create a stopped hub with no repos; :meth:`start` (or ``with``) serves it."""
         self._lock = threading.Lock()
         self._repos: dict[str, _Repo] = {}
         self._requests: list[RecordedRequest] = []
@@ -205,7 +207,9 @@ class LoopbackHub:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.hub = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="loopback-hf-hub", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-hf-hub", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -219,20 +223,20 @@ class LoopbackHub:
         with self._lock:
             connections, self._connections = list(self._connections), set()
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
 
     def __enter__(self) -> LoopbackHub:
+        """Start serving."""
         return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Stop serving."""
         self.close()
 
     @property
@@ -288,7 +292,7 @@ class LoopbackHub:
         return sha
 
     def file(self, repo_id: str, revision: str, path: str) -> HubFile:
-        """The file as the hub advertises it (its hashes are what the client and manifests compare with)."""
+        """Return a file as the hub advertises it (its hashes are what clients and manifests compare with)."""
         with self._lock:
             repo = self._repos[repo_id]
             sha = revision if revision in repo.commits else repo.refs[revision]
@@ -458,7 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.hub._track(self.connection, add=False)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, fmt: str, *args: object) -> None:
         """Stay quiet: tests read :attr:`LoopbackHub.requests` instead."""
 
     def do_GET(self) -> None:
@@ -526,8 +530,8 @@ class _Handler(BaseHTTPRequestHandler):
                     kind = "resolve"
                     info["repo_id"] = repo_id
                     info["revision"] = rest[1]
-                    info["file_path"] = "/".join(rest[2:])
-                    self._resolve(repo_id, rest[1], info["file_path"], record)
+                    file_path = info["file_path"] = "/".join(rest[2:])
+                    self._resolve(repo_id, rest[1], file_path, record)
                 else:
                     raise _HubError(404, None, "Not Found")
         except _HubError as err:
@@ -645,7 +649,7 @@ class _Handler(BaseHTTPRequestHandler):
                 start, end = max(total - last, 0), total
             else:
                 start, end = first, total if last is None else min(last + 1, total)
-            if start >= total and total > 0 or start > end:
+            if (start >= total and total > 0) or start > end:
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{total}")
                 self.send_header("Content-Length", "0")
@@ -673,10 +677,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(chunk[:cut])
         self.wfile.flush()
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     def _file_headers(self, hub_file: HubFile, sha: str, size: int) -> None:
         self.send_header("X-Repo-Commit", sha)
