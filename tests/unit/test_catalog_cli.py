@@ -138,3 +138,17 @@ def test_settings_come_from_fleet_toml_and_env(fleet_repo: Path) -> None:
     bad = runner.invoke(app, ["list"], env={"FLEET_TARGET": "moon"})
     assert bad.exit_code == 1
     assert "fleet.toml / FLEET_* settings: target:" in bad.output
+
+
+def test_every_example_model_has_a_readme_and_literate_comments() -> None:
+    folders = sorted(p for p in (REPO_ROOT / "models").iterdir() if p.is_dir())
+    assert {p.name for p in folders} >= {
+        "smollm2-135m",
+        "llama31-8b-instruct",
+        "llama33-70b-instruct",
+        "qwen25-vl-7b-instruct",
+    }
+    for folder in folders:
+        assert (folder / "README.md").is_file(), folder
+        comments = [line for line in (folder / "model.toml").read_text().splitlines() if line.startswith("#")]
+        assert len(comments) >= 10, f"{folder.name}: explain the choices in model.toml comments"

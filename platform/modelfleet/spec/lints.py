@@ -40,9 +40,16 @@ def kv_cache_gb(spec: ModelSpec, max_model_len: int) -> float | None:
     arch = spec.weights.architecture
     if arch is None:
         return None
-    kv_bytes = 1.0 if spec.weights.dtype in ("fp8", "int8", "int4") else 2.0
+    # The KV cache stays 16-bit even for quantized weights, unless vLLM is told otherwise.
+    kv_bytes = 1.0 if any(arg.startswith("--kv-cache-dtype") and "fp8" in arg for arg in _joined(spec)) else 2.0
     per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * kv_bytes
     return per_token * max_model_len / 1e9
+
+
+def _joined(spec: ModelSpec) -> list[str]:
+    """extra_args with ``--flag value`` pairs joined as ``--flag=value``."""
+    args = spec.vllm.extra_args
+    return [f"{a}={args[i + 1]}" if not a.count("=") and i + 1 < len(args) else a for i, a in enumerate(args)]
 
 
 def hourly_cost(spec: ModelSpec, prices: dict[str, float], containers: int) -> float:
