@@ -11,7 +11,10 @@ import os
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("modelfleet.cli.catalog_cmds",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "modelfleet.cli.catalog_cmds",
+    "modelfleet.cli.plan_cmds",
+)
 
 app = typer.Typer(
     name="fleet",
