@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 Call = tuple[str, Message]
 
 
-def _make_rpc(name: str) -> Callable[[Any, Stream], Any]:
+def _make_rpc(name: str) -> Callable[[Any, Stream[Any, Any]], Any]:
     """Build the grpclib handler for RPC ``name``: receive, record, answer (or fail)."""
 
-    async def rpc(self: _Servicer, stream: Stream) -> None:
+    async def rpc(self: _Servicer, stream: Stream[Any, Any]) -> None:
         request = await stream.recv_message()
         assert request is not None
         meta = {k: v for k, v in (stream.metadata or {}).items() if isinstance(v, str)}
@@ -56,6 +56,36 @@ def _make_rpc(name: str) -> Callable[[Any, Stream], Any]:
 
     rpc.__name__ = rpc.__qualname__ = name
     return rpc
+
+
+class _AbortableServer(Server):
+    """grpclib ``Server`` that remembers its connections' transports.
+
+    Why: ``Server.close()`` only stops listening and cancels running handlers; established
+    HTTP/2 connections stay open, so a client would hang until its 40 s keepalive timeout.
+    Aborting the transports makes the server vanish the way a crashed control plane does.
+    """
+
+    def __init__(self, handlers: list[Any]) -> None:
+        super().__init__(handlers)
+        self.transports: list[asyncio.BaseTransport] = []
+
+    def _protocol_factory(self) -> Any:
+        protocol = super()._protocol_factory()
+        original = protocol.connection_made
+
+        def connection_made(transport: asyncio.BaseTransport) -> None:
+            self.transports.append(transport)
+            original(transport)
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
+        return protocol
+
+    def abort(self) -> None:
+        """Stop listening and drop every open connection at once."""
+        self.close()
+        for transport in self.transports:
+            transport.abort()  # type: ignore[attr-defined]
 
 
 class _Servicer(api_grpc.ModalClientBase):
@@ -107,8 +137,9 @@ class ModalApiRecorder(ModalApiHandlers):
         self._calls: list[Call] = []
         self._unimplemented: list[Call] = []
         self._go_away_after: int | None = None
+        self._going_away = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
+        self._server: _AbortableServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
         self._stopped = threading.Event()
@@ -127,10 +158,10 @@ class ModalApiRecorder(ModalApiHandlers):
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._server = Server([_Servicer(self)])
+                self._server = _AbortableServer([_Servicer(self)])  # type: ignore[abstract]
                 loop.run_until_complete(self._server.start("127.0.0.1", 0))
-                sockets = self._server._server.sockets if self._server._server else ()  # type: ignore[union-attr]
-                self._port = sockets[0].getsockname()[1]
+                sockets = getattr(self._server._server, "sockets", None) or []
+                self._port = int(sockets[0].getsockname()[1])
             except BaseException as exc:  # surface bind errors to the caller of start()
                 errors.append(exc)
                 ready.set()
@@ -149,7 +180,7 @@ class ModalApiRecorder(ModalApiHandlers):
 
     async def _close_server(self) -> None:
         if self._server is not None:
-            self._server.close()
+            self._server.abort()
             await self._server.wait_closed()
 
     def _vanish(self) -> None:
@@ -169,7 +200,8 @@ class ModalApiRecorder(ModalApiHandlers):
 
     def go_away(self, after_calls: int | None = None) -> None:
         """Vanish now, or (``after_calls=N``) as soon as the N-th call overall has arrived;
-        that call is answered UNAVAILABLE and the server closes, e.g. in the middle of a deploy."""
+        that call (and any racing with it) is answered UNAVAILABLE and the server closes, e.g. in
+        the middle of a deploy. Calls are still recorded, so ``calls`` shows where it stopped."""
         if after_calls is None:
             self.stop()
             return
@@ -184,7 +216,9 @@ class ModalApiRecorder(ModalApiHandlers):
     def __enter__(self) -> ModalApiRecorder:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
         self._config_dir.cleanup()
 
@@ -241,8 +275,10 @@ class ModalApiRecorder(ModalApiHandlers):
             self._calls.append((name, request))
             if self._go_away_after is not None and len(self._calls) >= self._go_away_after:
                 self._go_away_after = None
+                self._going_away = True
                 assert self._loop is not None
                 self._loop.call_soon(self._vanish)
+            if self._going_away:
                 raise GRPCError(Status.UNAVAILABLE, "modal api recorder: server going away (injected)")
             handler = getattr(self, f"rpc_{name}", None)
             if handler is None:
@@ -268,7 +304,7 @@ class ModalApiRecorder(ModalApiHandlers):
 
     @property
     def unimplemented(self) -> list[Call]:
-        """Calls that hit an RPC this server does not answer."""
+        """Calls that hit an RPC this server does not answer (or whose handler crashed)."""
         with self._lock:
             return list(self._unimplemented)
 
@@ -292,7 +328,9 @@ class ModalApiRecorder(ModalApiHandlers):
     def apps(self) -> dict[str, AppRecord]:
         """Deployed (or once-deployed) apps by name, snapshotted with their version history."""
         with self._lock:
-            return {name: self.state.apps[app_id].snapshot() for (_env, name), app_id in self.state.deployed_names.items()}
+            return {
+                name: self.state.apps[app_id].snapshot() for (_env, name), app_id in self.state.deployed_names.items()
+            }
 
     def all_apps(self) -> dict[str, AppRecord]:
         """Every app the server knows (ephemeral and failed deploys too), by app id."""

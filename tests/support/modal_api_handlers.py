@@ -16,10 +16,12 @@ import time
 from collections.abc import Mapping
 
 from google.protobuf import empty_pb2
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from grpclib import GRPCError, Status
 from modal_proto import api_pb2
 
+from .modal_api_dicts import DictHandlers
 from .modal_api_state import AppRecord, Deployment, ModalState, new_object_id
 
 _CREATE = (
@@ -35,11 +37,41 @@ _IMAGE_METADATA = api_pb2.ImageMetadata(
 )
 
 
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _function_data_from(fn: api_pb2.Function) -> api_pb2.FunctionData:
+    """The ``FunctionData`` form of a single-GPU ``Function`` (shared fields + one ranked entry)."""
+    data = api_pb2.FunctionData()
+    data_fields = api_pb2.FunctionData.DESCRIPTOR.fields_by_name
+    for field, value in fn.ListFields():
+        target = data_fields.get(field.name)
+        if target is None or target.type != field.type:
+            continue
+        if _is_map(target) and _is_map(field):
+            if target.message_type.fields_by_name["value"].message_type is None:
+                getattr(data, field.name).update(value)
+            else:
+                for key, item in value.items():
+                    getattr(data, field.name)[key].CopyFrom(item)
+        elif target.message_type != field.message_type:
+            continue
+        elif target.is_repeated:
+            getattr(data, field.name).extend(value)
+        elif target.message_type is not None:
+            getattr(data, field.name).CopyFrom(value)
+        else:
+            setattr(data, field.name, value)
+    data.ranked_functions.add(rank=0, function=fn)
+    return data
+
+
 def _not_found(kind: str, name: str, env: str) -> GRPCError:
     return GRPCError(Status.NOT_FOUND, f"{kind} '{name}' not found in environment '{env}'")
 
 
-class ModalApiHandlers:
+class ModalApiHandlers(DictHandlers):
     """Mixin with the per-RPC logic; the server class in ``modal_api`` supplies the plumbing."""
 
     state: ModalState
@@ -49,15 +81,15 @@ class ModalApiHandlers:
     def rpc_ClientHello(self, req: Message, meta: Mapping[str, str]) -> Message:
         return api_pb2.ClientHelloResponse(image_builder_version=self.state.image_builder_version)
 
-    def rpc_EnvironmentGetOrCreate(self, req: api_pb2.EnvironmentGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
+    def rpc_EnvironmentGetOrCreate(
+        self, req: api_pb2.EnvironmentGetOrCreateRequest, meta: Mapping[str, str]
+    ) -> Message:
         settings = api_pb2.EnvironmentSettings(
             image_builder_version=self.state.image_builder_version, webhook_suffix="modal.run"
         )
         return api_pb2.EnvironmentGetOrCreateResponse(
             environment_id="en-" + self.state.env_name(req.deployment_name),
-            metadata=api_pb2.EnvironmentMetadata(
-                name=self.state.env_name(req.deployment_name), settings=settings
-            ),
+            metadata=api_pb2.EnvironmentMetadata(name=self.state.env_name(req.deployment_name), settings=settings),
         )
 
     # ---- apps ----------------------------------------------------------------------------
@@ -75,7 +107,9 @@ class ModalApiHandlers:
             app_logs_url=f"https://modal.com/logs/{app.app_id}",
         )
 
-    def rpc_AppGetByDeploymentName(self, req: api_pb2.AppGetByDeploymentNameRequest, meta: Mapping[str, str]) -> Message:
+    def rpc_AppGetByDeploymentName(
+        self, req: api_pb2.AppGetByDeploymentNameRequest, meta: Mapping[str, str]
+    ) -> Message:
         env = self.state.env_name(req.environment_name)
         resp = api_pb2.AppGetByDeploymentNameResponse(environment_name=env)
         app = self.state.app_by_name(req.name, env)
@@ -233,19 +267,17 @@ class ModalApiHandlers:
                 raise GRPCError(status, message)
         function_id = req.existing_function_id or new_object_id("fu")
         resp = api_pb2.FunctionCreateResponse(function_id=function_id)
+        # Modal always answers with `function_data` (the client parses FunctionInfo from it) and
+        # also fills `function`, from which the CLI prints web URLs.
         if req.HasField("function_data"):
             resp.function_data.CopyFrom(req.function_data)
-            web_url = self._fill_web_urls(resp.function_data, app_name)
-            if req.function_data.ranked_functions:  # the CLI prints URLs from `function`
-                resp.function.CopyFrom(req.function_data.ranked_functions[0].function)
-                resp.function.method_definitions.clear()
-                for key, value in resp.function_data.method_definitions.items():
-                    resp.function.method_definitions[key].CopyFrom(value)
-            source: api_pb2.Function | api_pb2.FunctionData = resp.function_data
+            resp.function.CopyFrom(req.function_data.ranked_functions[0].function)
         else:
             resp.function.CopyFrom(req.function)
-            web_url = self._fill_web_urls(resp.function, app_name)
-            source = resp.function
+            resp.function_data.CopyFrom(_function_data_from(req.function))
+        self._fill_web_urls(resp.function, app_name)
+        web_url = self._fill_web_urls(resp.function_data, app_name)
+        source = resp.function_data
         handle = resp.handle_metadata
         handle.function_name = source.function_name
         handle.function_type = source.function_type
@@ -267,7 +299,38 @@ class ModalApiHandlers:
                 )
             )
         self.state.function_metadata[function_id] = handle
+        self.state.function_data[function_id] = resp.function_data
         return resp
+
+    def _deployed_ids(self, app_name: str, env: str, version: int, kind: str) -> dict[str, str]:
+        """Function or class ids (by tag) of a deployed app, optionally at a pinned version."""
+        app = self.state.app_by_name(app_name, env)
+        if app is None or app.state != api_pb2.APP_STATE_DEPLOYED:
+            raise _not_found("App", app_name, self.state.env_name(env))
+        if not version:
+            return app.function_ids if kind == "function" else app.class_ids
+        deployment = next((d for d in app.deployments if d.version == version), None)
+        if deployment is None:
+            raise GRPCError(Status.NOT_FOUND, f"App '{app_name}' has no version v{version}")
+        return dict(deployment.function_ids if kind == "function" else deployment.class_ids)
+
+    def rpc_FunctionGet(self, req: api_pb2.FunctionGetRequest, meta: Mapping[str, str]) -> Message:
+        ids = self._deployed_ids(req.app_name, req.environment_name, req.app_version, "function")
+        function_id = ids.get(req.object_tag)
+        if function_id is None:
+            raise GRPCError(Status.NOT_FOUND, f"Function '{req.object_tag}' not found in app '{req.app_name}'")
+        return api_pb2.FunctionGetResponse(
+            function_id=function_id,
+            handle_metadata=self.state.function_metadata[function_id],
+            function=self.state.function_data[function_id],
+        )
+
+    def rpc_ClassGet(self, req: api_pb2.ClassGetRequest, meta: Mapping[str, str]) -> Message:
+        ids = self._deployed_ids(req.app_name, req.environment_name, req.app_version, "class")
+        class_id = ids.get(req.object_tag)
+        if class_id is None:
+            raise GRPCError(Status.NOT_FOUND, f"Class '{req.object_tag}' not found in app '{req.app_name}'")
+        return api_pb2.ClassGetResponse(class_id=class_id, handle_metadata=self.state.class_metadata[class_id])
 
     def rpc_ClassCreate(self, req: api_pb2.ClassCreateRequest, meta: Mapping[str, str]) -> Message:
         class_id = req.existing_class_id or new_object_id("cs")
@@ -288,7 +351,9 @@ class ModalApiHandlers:
         self.state.mount_files[mount_id] = [(f.filename, f.sha256_hex) for f in req.files]
         return api_pb2.MountGetOrCreateResponse(mount_id=mount_id, handle_metadata=api_pb2.MountHandleMetadata())
 
-    def rpc_MountBatchedCheckExistence(self, req: api_pb2.MountBatchedCheckExistenceRequest, meta: Mapping[str, str]) -> Message:
+    def rpc_MountBatchedCheckExistence(
+        self, req: api_pb2.MountBatchedCheckExistenceRequest, meta: Mapping[str, str]
+    ) -> Message:
         missing = [h for h in req.sha256_hex_hashes if h not in self.state.blobs]
         resp = api_pb2.MountBatchedCheckExistenceResponse(missing_sha256_hex_hashes=missing)
         resp.checked_at.GetCurrentTime()
@@ -310,11 +375,11 @@ class ModalApiHandlers:
             self.state.volumes[key] = (new_object_id("vo"), version)
         elif req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS:
             raise GRPCError(Status.ALREADY_EXISTS, f"Volume '{req.deployment_name}' already exists")
-        volume_id, version = self.state.volumes[key]
+        volume_id, fs_version = self.state.volumes[key]
         return api_pb2.VolumeGetOrCreateResponse(
             volume_id=volume_id,
-            version=version,  # type: ignore[arg-type]
-            metadata=api_pb2.VolumeMetadata(version=version, name=req.deployment_name),  # type: ignore[arg-type]
+            version=fs_version,  # type: ignore[arg-type]
+            metadata=api_pb2.VolumeMetadata(version=fs_version, name=req.deployment_name),  # type: ignore[arg-type]
         )
 
     def rpc_VolumeHeartbeat(self, req: Message, meta: Mapping[str, str]) -> Message:
@@ -337,68 +402,3 @@ class ModalApiHandlers:
             raise GRPCError(Status.NOT_FOUND, f"Secret '{name}' is missing keys {missing}")
         meta_msg = api_pb2.SecretMetadata(name=name, keys=sorted(values), environment_name=env)
         return api_pb2.SecretGetOrCreateResponse(secret_id=secret_id, metadata=meta_msg)
-
-    # ---- dicts ---------------------------------------------------------------------------
-    def _dict(self, dict_id: str) -> dict[bytes, bytes]:
-        if dict_id not in self.state.dicts:
-            raise GRPCError(Status.NOT_FOUND, f"Dict '{dict_id}' not found")
-        return self.state.dicts[dict_id]
-
-    def rpc_DictGetOrCreate(self, req: api_pb2.DictGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
-        env = self.state.env_name(req.environment_name)
-        ephemeral = req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_EPHEMERAL
-        key = (env, req.deployment_name)
-        if ephemeral or key not in self.state.dict_ids:
-            if not ephemeral and req.object_creation_type not in _CREATE:
-                raise _not_found("Dict", req.deployment_name, env)
-            dict_id = new_object_id("di")
-            self.state.dicts[dict_id] = {}
-            if not ephemeral:
-                self.state.dict_ids[key] = dict_id
-        elif req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_FAIL_IF_EXISTS:
-            raise GRPCError(Status.ALREADY_EXISTS, f"Dict '{req.deployment_name}' already exists")
-        else:
-            dict_id = self.state.dict_ids[key]
-        self.state.dicts[dict_id].update({e.key: e.value for e in req.data})
-        return api_pb2.DictGetOrCreateResponse(
-            dict_id=dict_id, metadata=api_pb2.DictMetadata(name=req.deployment_name)
-        )
-
-    def rpc_DictHeartbeat(self, req: Message, meta: Mapping[str, str]) -> Message:
-        return empty_pb2.Empty()
-
-    def rpc_DictUpdate(self, req: api_pb2.DictUpdateRequest, meta: Mapping[str, str]) -> Message:
-        data = self._dict(req.dict_id)
-        if req.if_not_exists:
-            if any(e.key in data for e in req.updates):
-                return api_pb2.DictUpdateResponse(created=False)
-        data.update({e.key: e.value for e in req.updates})
-        return api_pb2.DictUpdateResponse(created=True)
-
-    def rpc_DictGet(self, req: api_pb2.DictGetRequest, meta: Mapping[str, str]) -> Message:
-        data = self._dict(req.dict_id)
-        if req.key not in data:
-            return api_pb2.DictGetResponse(found=False)
-        return api_pb2.DictGetResponse(found=True, value=data[req.key])
-
-    def rpc_DictContains(self, req: api_pb2.DictContainsRequest, meta: Mapping[str, str]) -> Message:
-        return api_pb2.DictContainsResponse(found=req.key in self._dict(req.dict_id))
-
-    def rpc_DictLen(self, req: api_pb2.DictLenRequest, meta: Mapping[str, str]) -> Message:
-        return api_pb2.DictLenResponse(len=len(self._dict(req.dict_id)))
-
-    def rpc_DictPop(self, req: api_pb2.DictPopRequest, meta: Mapping[str, str]) -> Message:
-        data = self._dict(req.dict_id)
-        if req.key not in data:
-            return api_pb2.DictPopResponse(found=False)
-        return api_pb2.DictPopResponse(found=True, value=data.pop(req.key))
-
-    def rpc_DictClear(self, req: api_pb2.DictClearRequest, meta: Mapping[str, str]) -> Message:
-        self._dict(req.dict_id).clear()
-        return empty_pb2.Empty()
-
-    def rpc_DictContents(self, req: api_pb2.DictContentsRequest, meta: Mapping[str, str]) -> list[Message]:
-        return [
-            api_pb2.DictEntry(key=k if req.keys else b"", value=v if req.values else b"")
-            for k, v in self._dict(req.dict_id).items()
-        ]

@@ -65,7 +65,7 @@ class AppRecord:
     @property
     def state_name(self) -> str:
         """Readable app state, e.g. ``APP_STATE_DEPLOYED``."""
-        return api_pb2.AppState.Name(self.state)  # type: ignore[arg-type]
+        return str(api_pb2.AppState.Name(self.state))  # type: ignore[arg-type]
 
     def lifecycle(self) -> api_pb2.AppLifecycle:
         """The ``AppLifecycle`` message ``modal app`` commands inspect."""
@@ -99,6 +99,7 @@ class ModalState:
     apps: dict[str, AppRecord] = field(default_factory=dict)
     deployed_names: dict[tuple[str, str], str] = field(default_factory=dict)
     function_metadata: dict[str, api_pb2.FunctionHandleMetadata] = field(default_factory=dict)
+    function_data: dict[str, api_pb2.FunctionData] = field(default_factory=dict)
     class_metadata: dict[str, api_pb2.ClassHandleMetadata] = field(default_factory=dict)
     volumes: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     secrets: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
