@@ -51,6 +51,40 @@ format: install ## Format the code with ruff
 typecheck: install ## mypy (strict) over the platform package
 	$(VENV)/bin/mypy
 
+# CI answers the confirmation itself; a person at a terminal is asked.
+CONFIRM := $(if $(CI),--yes,)
+
+.PHONY: demo
+demo: install ## Seed and serve the demo model locally, ask it a question through the edge
+	$(FLEET) up smollm2-135m
+	$(FLEET) demo smollm2-135m
+
+.PHONY: down
+down: ## Stop every model the local fleet runs
+	@if [ -x $(FLEET) ]; then $(FLEET) down; else echo "nothing installed, nothing running"; fi
+
+.PHONY: status
+status: install ## What runs, where, healthy or not
+	$(FLEET) status
+
+.PHONY: plan
+plan: install ## What a deploy would change, per model, with the cost change
+	$(FLEET) plan
+
+.PHONY: deploy-all
+deploy-all: install ## Deploy every model to FLEET_TARGET (local: start them; modal: one app each)
+	$(FLEET) deploy-all $(CONFIRM)
+
+.PHONY: deploy
+deploy: install ## Deploy one model: make deploy MODEL=name
+	@test -n "$(MODEL)" || { echo "usage: make deploy MODEL=<folder under models/>"; exit 2; }
+	$(FLEET) deploy $(MODEL) $(CONFIRM)
+
+.PHONY: seed
+seed: install ## Seed one model's weights onto its volume: make seed MODEL=name
+	@test -n "$(MODEL)" || { echo "usage: make seed MODEL=<folder under models/>"; exit 2; }
+	$(FLEET) seed $(MODEL)
+
 .PHONY: validate
 validate: install ## Validate every model folder and volume
 	$(FLEET) validate

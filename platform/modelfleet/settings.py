@@ -52,6 +52,10 @@ class FleetSettings(BaseSettings):
     region: str | None = Field(default=None, description="Default Modal region for every model.")
     deploy_concurrency: int = Field(default=4, ge=1, le=64, description="Models deployed at once.")
     state_dir: Path = Field(default=Path(".fleet"), description="Local state (relative to root).")
+    local_base_port: int = Field(default=8800, ge=1024, le=65000, description="First edge port on the local target.")
+    local_max_restarts: int = Field(
+        default=5, ge=0, le=100, description="Engine crashes the local supervisor restarts before giving up."
+    )
     state_dict: str = Field(default="modelfleet-state", description="modal.Dict holding what was deployed.")
     prices: GpuPrices = Field(
         default=GpuPrices(date="unknown", source="unset", per_hour={}), description="GPU price table."

@@ -14,6 +14,9 @@ import typer
 COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.catalog_cmds",
     "modelfleet.cli.plan_cmds",
+    "modelfleet.cli.ci_cmds",
+    "modelfleet.cli.deploy_cmds",
+    "modelfleet.cli.serve_cmds",
 )
 
 app = typer.Typer(

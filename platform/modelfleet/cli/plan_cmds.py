@@ -40,12 +40,13 @@ def plan(
         elif output == "markdown":
             typer.echo(render_markdown(result))
         else:
-            _print_table(result)
+            print_plan(result)
         if catalog.errors:
             raise typer.Exit(1)
 
 
-def _print_table(result: Plan) -> None:
+def print_plan(result: Plan) -> None:
+    """The plan as a table with a one-line summary (also shown before a deploy)."""
     table = Table(title="plan")
     for column in ("model", "action", "changes", "floor $/h", "ceiling $/h"):
         table.add_column(column)

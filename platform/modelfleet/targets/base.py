@@ -6,7 +6,10 @@ write them to a report without knowing where the model runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from modelfleet.catalog import CatalogModel
@@ -14,6 +17,14 @@ from modelfleet.settings import FleetSettings
 from modelfleet.state import FleetState
 
 Result = Literal["ok", "failed", "skipped", "unchanged"]
+
+# Progress events: (model, stage, detail), e.g. ("smollm2-135m", "seeding", "120 MB/270 MB").
+# The CLI turns them into a live view; targets never print themselves.
+OnEvent = Callable[[str, str, str], None]
+
+
+def ignore_event(model: str, stage: str, detail: str) -> None:
+    """The default progress sink: nothing is shown."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,16 @@ class Target(Protocol):
 
     name: str
     settings: FleetSettings
+    # Modal deploys are tagged with the git commit, so a dirty tree is refused there;
+    # the local target serves the working tree as it is.
+    requires_clean_tree: bool
 
-    def deploy(self, models: list[CatalogModel], *, tag: str) -> list[DeployOutcome]:
+    def deploy(self, models: list[CatalogModel], *, tag: str, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
         """Seed if needed and deploy (or start) each model; one failure never stops the others."""
+        ...
+
+    def seed(self, models: list[CatalogModel], *, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
+        """Put each model's weights on its volume (verified); a seeded model is not downloaded again."""
         ...
 
     def deployed_state(self) -> FleetState:
@@ -78,4 +96,12 @@ class Target(Protocol):
 
     def teardown(self, models: list[CatalogModel]) -> list[DeployOutcome]:
         """Stop the models' apps or processes."""
+        ...
+
+    def log_path(self, model: CatalogModel) -> Path:
+        """A local file with the model's server output (targets without one raise a FleetError saying where logs are)."""
+        ...
+
+    def temporary_credentials(self, purpose: str) -> AbstractContextManager[Credentials]:
+        """Credentials valid for one command (``fleet call``); a FleetError where tokens cannot be minted here."""
         ...

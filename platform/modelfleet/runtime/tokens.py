@@ -1,0 +1,150 @@
+"""Proxy-auth tokens the local edge checks: Modal's shape, only hashes on disk.
+
+A token is a key id (``wk-...``) and a secret (``ws-...``), like Modal's workspace
+proxy tokens, so one client configuration works against both targets. The secret is
+shown once at creation; the store keeps a salted scrypt hash, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modelfleet.errors import FleetError
+
+KEY_PREFIX = "wk-"
+SECRET_PREFIX = "ws-"
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+class TokenError(FleetError):
+    """A token operation cannot be done (unknown name, duplicate name, unreadable store)."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown about a token: never its secret."""
+
+    name: str
+    key: str
+    created: str
+
+
+def parse_credentials(headers: dict[str, str]) -> tuple[str, str] | None:
+    """(key, secret) from ``Modal-Key`` + ``Modal-Secret`` or ``Authorization: Bearer <key>.<secret>``."""
+    key, secret = headers.get("modal-key"), headers.get("modal-secret")
+    if key and secret:
+        return key, secret
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "bearer" or not value.startswith(KEY_PREFIX):
+        return None
+    # Key ids hold no dot; the secret starts after the first one.
+    key, dot, secret = value.partition(".")
+    return (key, secret) if dot and secret else None
+
+
+class TokenStore:
+    """A JSON file of token hashes (mode 0600), rewritten atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # scrypt is deliberately slow (~50 ms); an edge checks every request, so pairs
+        # already verified are remembered until the file changes (a revoke rewrites it).
+        self._verified: set[tuple[str, bytes]] = set()
+        self._verified_mtime: int | None = None
+
+    def create(self, name: str) -> tuple[str, str]:
+        """A new (key, secret); only the hash is stored. The secret cannot be recovered later."""
+        if not name or len(name) > 64:
+            raise TokenError("a token name must be 1..64 characters")
+        tokens = self._read()
+        if any(t["name"] == name for t in tokens.values()):
+            raise TokenError(f"a token named {name!r} exists; revoke it first or pick another name")
+        key = KEY_PREFIX + secrets.token_urlsafe(12).replace("-", "a").replace("_", "b").replace(".", "c")
+        secret = SECRET_PREFIX + secrets.token_urlsafe(24)
+        salt = secrets.token_bytes(16)
+        tokens[key] = {
+            "name": name,
+            "salt": salt.hex(),
+            "hash": _hash(secret, salt).hex(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self._write(tokens)
+        return key, secret
+
+    def list(self) -> list[TokenInfo]:
+        """Every token's name, key id and creation time."""
+        return [
+            TokenInfo(t["name"], key, t["created"])
+            for key, t in sorted(self._read().items(), key=lambda i: i[1]["created"])
+        ]
+
+    def revoke(self, name: str) -> None:
+        """Delete a token by name; edges reject it from the next request on."""
+        tokens = self._read()
+        keys = [key for key, t in tokens.items() if t["name"] == name]
+        if not keys:
+            known = ", ".join(sorted(t["name"] for t in tokens.values())) or "none"
+            raise TokenError(f"no token named {name!r} (known: {known})")
+        for key in keys:
+            del tokens[key]
+        self._write(tokens)
+
+    def verify(self, key: str, secret: str) -> bool:
+        """Whether the pair is a live token (constant-time comparison of the hash)."""
+        mtime = self._mtime()
+        if mtime != self._verified_mtime:
+            self._verified, self._verified_mtime = set(), mtime
+        remembered = (key, hashlib.sha256(secret.encode()).digest())
+        if remembered in self._verified:
+            return True
+        if self._check(key, secret):
+            self._verified.add(remembered)
+            return True
+        return False
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def _check(self, key: str, secret: str) -> bool:
+        entry = self._read().get(key)
+        if entry is None:
+            # Spend the same time as a real check, so timing does not reveal which keys exist.
+            hmac.compare_digest(_hash(secret, b"\0" * 16), b"\0" * 32)
+            return False
+        expected = bytes.fromhex(entry["hash"])
+        return hmac.compare_digest(_hash(secret, bytes.fromhex(entry["salt"])), expected)
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as error:
+            raise TokenError(
+                f"{self.path}: token store unreadable ({error.__class__.__name__}); fix or delete it"
+            ) from None
+        return dict(data.get("tokens", {}))
+
+    def _write(self, tokens: dict[str, dict[str, str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"tokens": tokens}, handle, indent=2)
+        os.chmod(temp, 0o600)
+        temp.replace(self.path)
+
+
+def _hash(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)

@@ -1,0 +1,174 @@
+"""One model's supervisor on the local target: vLLM as a child, the edge in front.
+
+Run as ``python -m modelfleet.targets.local.supervisor MODEL --port N`` (detached by
+``fleet up``). It starts the engine through the runtime -- the same code the Modal
+container runs -- serves the edge in token mode, restarts a crashed engine with
+exponential backoff up to ``local_max_restarts``, and records everything in the
+model's run file. While the engine is down the edge answers 503 by itself.
+SIGTERM stops the engine, then the edge, then removes nothing: ``fleet down`` forgets
+the run once the process is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from modelfleet.catalog import CatalogModel, load_catalog
+from modelfleet.runtime.command import vllm_command, vllm_env
+from modelfleet.runtime.edge import EdgeConfig, build_edge
+from modelfleet.runtime.engine import Engine
+from modelfleet.runtime.tokens import TokenStore
+from modelfleet.settings import FleetSettings
+from modelfleet.targets.local.processes import any_free_port
+from modelfleet.targets.local.runs import LocalRun, RunBook, RunState
+from modelfleet.volumes import checkpoint_dir, local_volume_root
+
+FIRST_BACKOFF_SECONDS = 2.0
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class Supervisor:
+    """Keeps one model's engine alive behind its edge until told to stop."""
+
+    def __init__(self, settings: FleetSettings, model: CatalogModel, edge_port: int) -> None:
+        self.settings = settings
+        self.model = model
+        self.book = RunBook(settings.state_path)
+        self.stopping = threading.Event()
+        self.run = self.book.read(model.name) or LocalRun(
+            model=model.name, spec_hash=model.spec_hash(), supervisor_pid=0, edge_port=edge_port
+        )
+        self.run.supervisor_pid = _own_pid()
+        self.run.edge_port = edge_port
+        self.run.engine_port = any_free_port()
+        self.engine = self._new_engine()
+        self.boot_seconds = 0.0
+
+    def _new_engine(self) -> Engine:
+        spec = self.model.spec
+        model_path = checkpoint_dir(self.model, local_volume_root(self.settings))
+        command = vllm_command(
+            spec,
+            model_path=model_path,
+            served_name=self.model.served_name,
+            port=self.run.engine_port,
+            platform="cpu" if spec.local.device == "cpu" else "gpu",
+        )
+        env = vllm_env(spec, platform="cpu" if spec.local.device == "cpu" else "gpu")
+        return Engine(command, env=env, port=self.run.engine_port, log_path=self.book.log_path(self.model.name))
+
+    def health_info(self) -> dict[str, object]:
+        """What the edge's /health adds: boot kind (always cold here: no snapshots on CPU), boot time, restarts."""
+        return {
+            "model": self.model.served_name,
+            "boot": "cold",
+            "boot_seconds": round(self.boot_seconds, 2),
+            "restarts": self.run.restarts,
+            "state": self.run.state,
+        }
+
+    def keep_engine_alive(self) -> None:
+        """Start the engine; on a crash restart it with backoff, until stopped or out of restarts."""
+        backoff = FIRST_BACKOFF_SECONDS
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                self.engine.start()
+                self.run.engine_pid = self.engine.pid or 0
+                self._save("starting" if self.run.restarts == 0 else "restarting")
+                self.engine.wait_healthy(timeout=self.model.spec.scaling.startup_timeout)
+            except Exception as error:  # the reason is in the message (vLLM's log tail)
+                if self.stopping.is_set():
+                    return
+                self.run.last_error = str(error)
+                self.engine.stop()
+            else:
+                self.boot_seconds = time.monotonic() - started
+                self.run.ready_at = time.time()
+                self.run.last_error = ""
+                self._save("ready")
+                backoff = FIRST_BACKOFF_SECONDS
+                while not self.stopping.is_set() and self.engine.returncode is None:
+                    self.stopping.wait(0.5)
+                if self.stopping.is_set():
+                    return
+                self.run.last_error = f"vLLM exited with code {self.engine.returncode}"
+            if self.run.restarts >= self.settings.local_max_restarts:
+                self._save("failed")
+                return
+            self.run.restarts += 1
+            self._save("restarting")
+            self.stopping.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            self.engine = self._new_engine()
+
+    def serve(self) -> None:
+        """Run the edge in this thread and the engine watcher beside it, until SIGTERM."""
+        store = TokenStore(self.settings.state_path / "tokens.json")
+        edge = build_edge(
+            EdgeConfig(
+                upstream_url=f"http://127.0.0.1:{self.run.engine_port}",
+                auth_mode="public" if self.model.spec.auth.public else "tokens",
+                token_store=store,
+                health_info=self.health_info,
+            )
+        )
+        server = _EdgeServer(uvicorn.Config(edge, host="127.0.0.1", port=self.run.edge_port, log_level="warning"))
+        self._save("starting")
+        watcher = threading.Thread(target=self.keep_engine_alive, name="engine-watcher", daemon=True)
+        watcher.start()
+
+        def stop(signum: int, frame: object) -> None:
+            self.stopping.set()
+            server.should_exit = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        asyncio.run(server.serve())
+        self.stopping.set()
+        self._save("stopping")
+        self.engine.stop()
+        watcher.join(timeout=30)
+
+    def _save(self, state: RunState) -> None:
+        self.run.state = state
+        self.book.write(self.run)
+
+
+class _EdgeServer(uvicorn.Server):
+    """uvicorn, minus its signal handling: SIGTERM must also stop the engine, so it is ours."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _own_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def main() -> None:
+    """Entry point of the detached supervisor process."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    settings = FleetSettings()
+    model = load_catalog(settings).get(args.model)
+    supervisor = Supervisor(settings, model, args.port)
+    with contextlib.suppress(KeyboardInterrupt):
+        supervisor.serve()
+
+
+if __name__ == "__main__":
+    main()

