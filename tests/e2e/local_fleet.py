@@ -1,0 +1,83 @@
+"""A real local fleet for end-to-end tests: the demo model up through the real ``fleet`` CLI.
+
+State goes to a temporary folder (never the developer's ``.fleet``); the weights volume
+is the test cache the ``demo_checkpoint`` fixture seeds, so only the first run converts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DEMO = "smollm2-135m"
+
+
+@dataclass
+class LocalFleet:
+    """How to reach and drive the running test fleet."""
+
+    env: dict[str, str]
+    state_dir: Path
+    url: str
+
+    def fleet(self, *args: str, timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI against this fleet."""
+        return subprocess.run(
+            [sys.executable, "-m", "modelfleet", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def create_token(self, name: str) -> tuple[str, str]:
+        """A fresh key/secret pair through ``fleet token create``."""
+        done = self.fleet("token", "create", name)
+        assert done.returncode == 0, done.stderr
+        key = re.search(r"Modal-Key: (\S+)", done.stdout)
+        secret = re.search(r"Modal-Secret: (\S+)", done.stdout)
+        assert key and secret, done.stdout
+        return key.group(1), secret.group(1)
+
+
+def _free_base_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local_fleet(
+    fleet_root: Path, demo_checkpoint: Path, test_volume_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalFleet]:
+    """The demo model running under the local target for the whole session; stopped at the end."""
+    state_dir = tmp_path_factory.mktemp("fleet-state")
+    volumes = state_dir / "volumes"
+    volumes.mkdir()
+    (volumes / test_volume_root.name).symlink_to(test_volume_root, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "MODAL_"))}
+    env.update(
+        FLEET_ROOT=str(fleet_root),
+        FLEET_STATE_DIR=str(state_dir),
+        FLEET_LOCAL_BASE_PORT=str(_free_base_port()),
+        PYTHONPATH=str(fleet_root / "platform"),
+        COLUMNS="200",
+    )
+    fleet = LocalFleet(env=env, state_dir=state_dir, url="")
+    up = fleet.fleet("up", DEMO)
+    assert up.returncode == 0, f"fleet up failed:\n{up.stdout}\n{up.stderr}"
+    match = re.search(r"http://127\.0\.0\.1:\d+", up.stdout)
+    assert match, up.stdout
+    fleet.url = match.group(0)
+    try:
+        yield fleet
+    finally:
+        fleet.fleet("down", timeout=120)
