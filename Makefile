@@ -37,6 +37,10 @@ test: install lint typecheck ## Lint, typecheck and run the whole test suite (re
 test-fast: install ## Run the tests that do not start vLLM
 	$(PY) -m pytest -m "not e2e"
 
+.PHONY: test-e2e
+test-e2e: install ## Run only the end-to-end tests (real vLLM on CPU)
+	$(PY) -m pytest -m e2e
+
 .PHONY: lint
 lint: install ## ruff
 	$(VENV)/bin/ruff check platform tests bench
