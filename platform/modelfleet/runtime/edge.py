@@ -11,26 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+import anyio.to_thread
 import httpx
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from modelfleet.runtime.edge_http import RelayResponse, RequestIdMiddleware, error_response, request_id_of
 from modelfleet.runtime.tokens import TokenStore, parse_credentials
+from modelfleet.spec.model import ModelSpec
 
 log = logging.getLogger("modelfleet.edge")
 
 AuthMode = Literal["modal-proxy", "tokens", "public"]
+EngineState = Literal["ready", "starting", "waking", "asleep", "stopping"]
 PUBLIC_POST_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 PUBLIC_GET_ROUTES = ("/v1/models",)
-# Request headers that vLLM must not see (credentials) or that describe this hop only.
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# Request headers vLLM must not see (credentials) or that describe this hop only.
 _DROP_REQUEST = {
     "host",
     "content-length",
@@ -38,10 +42,40 @@ _DROP_REQUEST = {
     "modal-secret",
     "authorization",
     "connection",
+    "keep-alive",
     "transfer-encoding",
+    "upgrade",
+    "x-request-id",
 }
-_DROP_RESPONSE = {"content-length", "connection", "transfer-encoding", "keep-alive", "server", "date"}
+# One body for every auth failure: nothing tells a guesser which half was wrong.
 UNAUTHORIZED = {"error": {"message": "missing or invalid credentials", "type": "unauthorized", "code": 401}}
+_WAITING_MESSAGES: dict[str, str] = {
+    "starting": "the model is starting; retry shortly",
+    "waking": "the model is waking up; retry shortly",
+    "asleep": "the model is asleep; retry shortly",
+    "stopping": "the model is stopping",
+}
+
+
+class EdgeGate:
+    """What the owner tells the edge about the engine: hooks mark it waking or asleep.
+
+    The Modal snapshot hooks and the local supervisor call ``mark``; while the state is
+    not "ready" the edge answers 503 with Retry-After instead of sending requests to a
+    vLLM that would hang or fail on them.
+    """
+
+    def __init__(self, state: EngineState = "ready") -> None:
+        self.state: EngineState = state
+
+    def mark(self, state: EngineState) -> None:
+        """Record the engine's state (plain attribute write: safe from any thread)."""
+        self.state = state
+
+    @property
+    def ready(self) -> bool:
+        """Whether requests may go to vLLM."""
+        return self.state == "ready"
 
 
 @dataclass
@@ -56,13 +90,22 @@ class EdgeConfig:
     retry_after_seconds: int = 5
     # Extra JSON for /health: the boot kind ("cold"/"restore") and boot seconds, say.
     health_info: Callable[[], dict[str, object]] | None = None
-    # False while the engine sleeps, wakes or restarts: requests get 503 + Retry-After.
+    gate: EdgeGate = field(default_factory=EdgeGate)
+    # For owners that keep their own flag instead of marking the gate: False means "starting".
     is_ready: Callable[[], bool] | None = None
 
+    def engine_state(self) -> EngineState:
+        """The gate's state, or "starting" while the owner's ``is_ready`` says no."""
+        if self.gate.ready and self.is_ready is not None and not self.is_ready():
+            return "starting"
+        return self.gate.state
 
-class _Rejected(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
+
+def auth_mode_for(spec: ModelSpec, *, platform_checks_tokens: bool) -> AuthMode:
+    """The auth mode a model gets: public only when its model.toml opts out explicitly."""
+    if spec.auth.public:
+        return "public"
+    return "modal-proxy" if platform_checks_tokens else "tokens"
 
 
 def build_edge(config: EdgeConfig) -> Starlette:
@@ -81,146 +124,125 @@ def build_edge(config: EdgeConfig) -> Starlette:
         await client.aclose()
 
     async def health(request: Request) -> Response:
-        ready = config.is_ready() if config.is_ready else True
         info = config.health_info() if config.health_info else {}
-        if ready:
+        state: str = config.engine_state()
+        if state == "ready":
             try:
                 upstream = await client.get("/health", timeout=5.0)
-                ready = upstream.status_code == 200
+                state = "ok" if upstream.status_code == 200 else "unavailable"
             except httpx.HTTPError:
-                ready = False
-        body = {"status": "ok" if ready else "unavailable", **info}
-        headers = {} if ready else {"Retry-After": str(config.retry_after_seconds)}
-        return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
+                state = "unavailable"
+        if state == "ok":
+            return JSONResponse({"status": "ok", **info})
+        headers = {"Retry-After": str(config.retry_after_seconds)}
+        return JSONResponse({"status": state, **info}, status_code=503, headers=headers)
 
     async def forward(request: Request) -> Response:
+        rejection = await _authorize(config, request) or _require_ready(config)
+        if rejection:
+            return rejection
         try:
-            _authorize(config, request)
-            _require_ready(config)
             body = await _read_body(request, config.max_body_bytes)
-        except _Rejected as rejected:
-            return rejected.response
+        except _TooLarge:
+            return error_response(413, f"request body over {config.max_body_bytes} bytes", "too_large")
         except ClientDisconnect:
             return Response(status_code=499)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+        # vLLM uses it as its own request id, so its logs and ours line up.
+        headers["x-request-id"] = request_id_of(request)
         upstream_request = client.build_request(
             request.method, request.url.path, params=request.query_params, headers=headers, content=body
         )
         try:
             upstream = await client.send(upstream_request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            return error_response(
+                503, "the model is not running; retry shortly", "unavailable", config.retry_after_seconds
+            )
         except httpx.TimeoutException:
-            return _error(504, "the model did not answer in time", "timeout")
+            return error_response(504, "the model did not answer in time", "timeout")
         except httpx.HTTPError:
-            return _error(503, "the model is not running; retry shortly", "unavailable", config.retry_after_seconds)
-        return StreamingResponse(
-            _relay(upstream, config),
-            status_code=upstream.status_code,
-            headers={k: v for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE},
-        )
+            return error_response(
+                503, "the model is not running; retry shortly", "unavailable", config.retry_after_seconds
+            )
+        return RelayResponse(upstream)
 
     async def metrics(request: Request) -> Response:
         if config.auth_mode == "public":
-            # An unauthenticated endpoint never exposes its metrics.
-            return _not_found()
+            # An endpoint anyone may call never exposes its metrics.
+            return error_response(404, "not found", "not_found")
         return await forward(request)
 
     async def not_found(request: Request) -> Response:
-        return _not_found()
+        return error_response(404, "not found", "not_found")
 
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *(Route(path, forward, methods=["GET"]) for path in PUBLIC_GET_ROUTES),
         *(Route(path, forward, methods=["POST"]) for path in PUBLIC_POST_ROUTES),
-        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        # Everything else, including a public path with the wrong method, stops here.
+        Route("/{path:path}", not_found, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(_RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 
-async def _relay(upstream: httpx.Response, config: EdgeConfig) -> AsyncIterator[bytes]:
-    """Pass chunks through as they arrive; closing the upstream response cancels generation in vLLM."""
-    try:
-        async for chunk in upstream.aiter_raw():
-            yield chunk
-    except httpx.TimeoutException:
-        log.warning("upstream stalled past %.0fs; closing the stream", config.upstream_timeout)
-    finally:
-        await upstream.aclose()
+def edge_server(config: EdgeConfig, *, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for the edge, for owners that run it in their own loop or thread."""
+    uvicorn_config = uvicorn.Config(
+        build_edge(config),
+        host=host,
+        port=port,
+        # Our middleware writes one line per request without query strings; uvicorn's would duplicate it.
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=75,
+    )
+    return uvicorn.Server(uvicorn_config)
 
 
-def _authorize(config: EdgeConfig, request: Request) -> None:
+def serve_edge(config: EdgeConfig, *, host: str, port: int) -> None:
+    """Serve the edge on host:port until the process is told to stop (blocks)."""
+    edge_server(config, host=host, port=port).run()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _authorize(config: EdgeConfig, request: Request) -> Response | None:
     if config.auth_mode != "tokens":
-        return  # modal-proxy: Modal checked the token before the request got here
-    credentials = parse_credentials({k.lower(): v for k, v in request.headers.items()})
-    assert config.token_store is not None
-    if credentials is None or not config.token_store.verify(*credentials):
-        raise _Rejected(JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"}))
+        return None  # modal-proxy: Modal checked the token before the request got here
+    store = config.token_store
+    assert store is not None  # build_edge refuses tokens mode without a store
+    credentials = parse_credentials(request.headers)
+    if credentials is not None:
+        if store.remembered(*credentials):
+            return None
+        # scrypt takes tens of milliseconds: off the event loop, so a guesser cannot stall other requests.
+        if await anyio.to_thread.run_sync(store.verify, *credentials):
+            return None
+    return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _require_ready(config: EdgeConfig) -> None:
-    if config.is_ready and not config.is_ready():
-        raise _Rejected(_error(503, "the model is waking up; retry shortly", "unavailable", config.retry_after_seconds))
+def _require_ready(config: EdgeConfig) -> Response | None:
+    state = config.engine_state()
+    if state == "ready":
+        return None
+    message = _WAITING_MESSAGES.get(state, "the model is unavailable")
+    return error_response(503, message, "unavailable", config.retry_after_seconds)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _Rejected(_error(413, f"request body over {limit} bytes", "too_large"))
+        raise _TooLarge
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _Rejected(_error(413, f"request body over {limit} bytes", "too_large"))
+            raise _TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _error(status: int, message: str, kind: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after else {}
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers
-    )
-
-
-def _not_found() -> JSONResponse:
-    return _error(404, "not found", "not_found")
-
-
-class _RequestIdMiddleware:
-    """Every response carries ``x-request-id``; one log line per request, never bodies or tokens."""
-
-    def __init__(self, app: Callable[..., object]) -> None:
-        self.app = app
-
-    async def __call__(
-        self, scope: dict[str, object], receive: Callable[..., object], send: Callable[..., object]
-    ) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)  # type: ignore[misc]
-            return
-        request_id = uuid.uuid4().hex
-        started = time.monotonic()
-        status = 0
-
-        async def send_with_id(message: dict[str, object]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])  # type: ignore[call-overload]
-                headers = list(message.get("headers", []))  # type: ignore[call-overload]
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)  # type: ignore[misc]
-
-        try:
-            await self.app(scope, receive, send_with_id)  # type: ignore[misc]
-        finally:
-            log.info(
-                "%s %s %s %.1fms id=%s",
-                scope.get("method"),
-                scope.get("path"),
-                status,
-                (time.monotonic() - started) * 1000,
-                request_id,
-            )

@@ -1,9 +1,10 @@
 """The vLLM process: start, wait healthy, warm up, sleep, wake, stop.
 
 These are exactly the steps Modal's snapshot hooks need -- before the snapshot:
-start + wait_healthy + warm_up + sleep; after each restore: wake -- and what the
-local supervisor runs. Errors carry the tail of vLLM's log, because the user must
-see *why* a start failed (out of memory, a bad flag, missing weights).
+start + wait_healthy + warm_up + sleep (``prepare_for_snapshot``); after each restore:
+wake (``resume_after_restore``) -- and what the local supervisor runs. Errors carry the
+tail of vLLM's log, because the user must see *why* a start failed (out of memory, a
+bad flag, missing weights).
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import httpx
 
 from modelfleet.errors import FleetError
+from modelfleet.runtime.command import ENGINE_HOST, Platform, free_port, vllm_command, vllm_env
+from modelfleet.spec.model import ModelSpec
 
 LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
+SLEEP_FLAG = "--enable-sleep-mode"
+WARM_UP_PROMPT = "Say hello in one short sentence."
 
 
 class EngineError(FleetError):
@@ -37,8 +44,17 @@ class SleepUnsupportedError(EngineError):
     """Sleep mode needs a GPU; on CPU vLLM refuses ``--enable-sleep-mode``."""
 
 
+@dataclass(frozen=True)
+class SnapshotPrep:
+    """How long each pre-snapshot step took, for the boot report on /health."""
+
+    healthy_seconds: float
+    warm_up_seconds: float
+    sleep_seconds: float
+
+
 def _die_with_parent() -> None:
-    """In the child before exec: own process group, and SIGKILL if the parent dies (no orphans)."""
+    """In the child before exec: own process group, and SIGKILL when the parent dies (no orphans)."""
     os.setpgrp()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -46,29 +62,74 @@ def _die_with_parent() -> None:
 
 
 class Engine:
-    """One vLLM server bound to 127.0.0.1 on an internal port, as a child process."""
+    """One vLLM server bound to 127.0.0.1 on an internal port, as a child process.
 
-    def __init__(self, command: list[str], *, env: Mapping[str, str], port: int, log_path: Path) -> None:
+    The process leads its own process group (vLLM forks an engine-core and workers into
+    it), so ``stop`` reaches all of them, and it is killed by the kernel if its parent
+    dies, so a crashed supervisor or container entrypoint leaves nothing behind.
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        env: Mapping[str, str],
+        port: int,
+        log_path: Path,
+        served_name: str | None = None,
+    ) -> None:
         self.command = command
         self.env = dict(env)
-        self.port = port
+        self._port = port
         self.log_path = log_path
+        self.served_name = served_name or _flag_value(command, "--served-model-name") or "model"
         self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ModelSpec,
+        *,
+        model_path: Path,
+        served_name: str,
+        platform: Platform,
+        log_path: Path,
+        port: int | None = None,
+        entry: list[str] | tuple[str, ...] | None = None,
+    ) -> Engine:
+        """The engine for a model spec, on a free loopback port unless one is given."""
+        port = port or free_port()
+        command = vllm_command(
+            spec, model_path=model_path, served_name=served_name, port=port, platform=platform, entry=entry
+        )
+        return cls(
+            command, env=vllm_env(spec, platform=platform), port=port, log_path=log_path, served_name=served_name
+        )
+
+    @property
+    def port(self) -> int:
+        """vLLM's internal port."""
+        return self._port
 
     @property
     def url(self) -> str:
-        """vLLM's own base URL (reachable only from this machine/container)."""
-        return f"http://127.0.0.1:{self.port}"
+        """vLLM's own base URL (reachable only from this machine or container)."""
+        return f"http://{ENGINE_HOST}:{self._port}"
 
     @property
     def pid(self) -> int | None:
-        """The vLLM process id while it runs."""
+        """The vLLM process id (also its process group id) once started."""
         return self.process.pid if self.process else None
 
     @property
     def returncode(self) -> int | None:
         """None while running (or never started); the exit code once vLLM exited."""
         return self.process.poll() if self.process else None
+
+    @property
+    def sleep_capable(self) -> bool:
+        """Whether this engine was started with sleep mode (GPU + snapshots)."""
+        return SLEEP_FLAG in self.command
 
     def start(self) -> None:
         """Launch vLLM; returns at once (``wait_healthy`` waits for it)."""
@@ -102,32 +163,37 @@ class Engine:
                     if client.get(f"{self.url}/health").status_code == 200:
                         return time.monotonic() - started
                 except httpx.HTTPError:
-                    pass  # refused while starting
-                time.sleep(0.5)
+                    pass  # connection refused while vLLM loads
+                # A short poll: the process exit is what we are usually waiting to notice.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=0.5)
         raise EngineStartError(f"vLLM was not healthy after {timeout:.0f}s:\n{self.log_tail()}")
 
-    def warm_up(self, served_name: str, requests: int, *, max_tokens: int = 16) -> int:
-        """Send ``requests`` real chat requests, so lazy initialisation happens before a snapshot."""
+    def warm_up(self, requests: int, *, max_tokens: int = 16) -> float:
+        """Send ``requests`` real chat requests so lazy initialisation happens before a snapshot; seconds."""
         body = {
-            "model": served_name,
-            "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+            "model": self.served_name,
+            "messages": [{"role": "user", "content": WARM_UP_PROMPT}],
             "max_tokens": max_tokens,
             "temperature": 0,
         }
+        started = time.monotonic()
         with httpx.Client(timeout=300.0) as client:
             for _ in range(requests):
                 response = client.post(f"{self.url}/v1/chat/completions", json=body)
                 if response.status_code != 200:
                     raise EngineError(f"warm-up request failed: HTTP {response.status_code} {response.text[:200]}")
-        return requests
+        return time.monotonic() - started
 
     def sleep(self, level: int = 1) -> float:
         """Put vLLM to sleep (level 1: weights to CPU RAM, KV cache dropped); seconds taken."""
         self._require_sleep_mode()
+        if level not in (1, 2):
+            raise EngineError(f"sleep level {level} does not exist; vLLM knows 1 and 2")
         return self._post(f"/sleep?level={level}")
 
     def wake(self) -> float:
-        """Wake vLLM after a restore; seconds taken."""
+        """Wake vLLM (after a snapshot restore); seconds taken."""
         self._require_sleep_mode()
         return self._post("/wake_up")
 
@@ -135,22 +201,39 @@ class Engine:
         """Whether vLLM reports itself asleep."""
         self._require_sleep_mode()
         response = httpx.get(f"{self.url}/is_sleeping", timeout=10.0)
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise EngineError(f"GET /is_sleeping failed: HTTP {response.status_code} {response.text[:200]}")
         return bool(response.json().get("is_sleeping"))
 
+    def prepare_for_snapshot(self, *, timeout: float, warm_up_requests: int, sleep_level: int) -> SnapshotPrep:
+        """The pre-snapshot hook: start, wait healthy, warm up, sleep -- in that order."""
+        self._require_sleep_mode()
+        self.start()
+        healthy = self.wait_healthy(timeout)
+        warm = self.warm_up(warm_up_requests)
+        slept = self.sleep(sleep_level)
+        return SnapshotPrep(healthy_seconds=healthy, warm_up_seconds=warm, sleep_seconds=slept)
+
+    def resume_after_restore(self) -> float:
+        """The post-restore hook: wake vLLM; seconds taken."""
+        return self.wake()
+
     def stop(self, grace: float = 20.0) -> int | None:
-        """SIGTERM vLLM's process group, SIGKILL after ``grace``; its exit code."""
+        """SIGTERM vLLM's process group, SIGKILL after ``grace``; its exit code. Returns once the group is gone."""
         if self.process is None:
             return None
+        group = self.process.pid
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(group, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=grace)
-        # vLLM forks an engine-core process into the same group: make sure none outlives us.
+        # vLLM forks an engine-core (and workers) into the same group: none may outlive it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.wait()
+            os.killpg(group, signal.SIGKILL)
+        code = self.process.wait()
+        _wait_group_gone(group, timeout=10.0)
+        return code
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines vLLM wrote."""
@@ -160,17 +243,61 @@ class Engine:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
     def _require_sleep_mode(self) -> None:
-        if "--enable-sleep-mode" not in self.command:
+        if not self.sleep_capable:
             raise SleepUnsupportedError(
-                "sleep and wake need vLLM started with --enable-sleep-mode, which only GPUs support "
+                "sleep and wake need vLLM started with --enable-sleep-mode, which needs a GPU "
                 "(vLLM on CPU refuses it: 'Sleep mode is not supported on current platform'); "
                 "snapshots apply to the Modal target only"
             )
 
     def _post(self, path: str) -> float:
         started = time.monotonic()
-        response = httpx.post(f"{self.url}{path}", timeout=600.0)
+        try:
+            response = httpx.post(f"{self.url}{path}", timeout=600.0)
+        except httpx.HTTPError as error:
+            raise EngineError(f"POST {path} failed: {error.__class__.__name__}; is vLLM running?") from None
         if response.status_code != 200:
             raise EngineError(f"POST {path} failed: HTTP {response.status_code} {response.text[:200]}")
         return time.monotonic() - started
+
+
+def group_members(group: int) -> list[int]:
+    """Live (non-zombie) processes in a process group, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command (which may hold spaces) start after the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _wait_group_gone(group: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while group_members(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _flag_value(command: list[str], flag: str) -> str | None:
+    for index, arg in enumerate(command):
+        if arg == flag and index + 1 < len(command):
+            return command[index + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None

@@ -7,11 +7,15 @@ shown once at creation; the store keeps a salted scrypt hash, compared in consta
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import string
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +24,7 @@ from modelfleet.errors import FleetError
 
 KEY_PREFIX = "wk-"
 SECRET_PREFIX = "ws-"
+_ALPHABET = string.ascii_letters + string.digits
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 
@@ -36,8 +41,13 @@ class TokenInfo:
     created: str
 
 
-def parse_credentials(headers: dict[str, str]) -> tuple[str, str] | None:
-    """(key, secret) from ``Modal-Key`` + ``Modal-Secret`` or ``Authorization: Bearer <key>.<secret>``."""
+def parse_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """(key, secret) from ``Modal-Key`` + ``Modal-Secret`` or ``Authorization: Bearer <key>.<secret>``.
+
+    The same two forms Modal's proxy auth accepts, so one client configuration works
+    against both targets. ``headers`` must look names up case-insensitively (Starlette's
+    ``Headers`` does) or hold lower-case names.
+    """
     key, secret = headers.get("modal-key"), headers.get("modal-secret")
     if key and secret:
         return key, secret
@@ -58,25 +68,27 @@ class TokenStore:
         # scrypt is deliberately slow (~50 ms); an edge checks every request, so pairs
         # already verified are remembered until the file changes (a revoke rewrites it).
         self._verified: set[tuple[str, bytes]] = set()
-        self._verified_mtime: int | None = None
+        self._verified_version: tuple[int, int, int] | None = None
 
     def create(self, name: str) -> tuple[str, str]:
         """A new (key, secret); only the hash is stored. The secret cannot be recovered later."""
         if not name or len(name) > 64:
             raise TokenError("a token name must be 1..64 characters")
-        tokens = self._read()
-        if any(t["name"] == name for t in tokens.values()):
-            raise TokenError(f"a token named {name!r} exists; revoke it first or pick another name")
-        key = KEY_PREFIX + secrets.token_urlsafe(12).replace("-", "a").replace("_", "b").replace(".", "c")
-        secret = SECRET_PREFIX + secrets.token_urlsafe(24)
-        salt = secrets.token_bytes(16)
-        tokens[key] = {
-            "name": name,
-            "salt": salt.hex(),
-            "hash": _hash(secret, salt).hex(),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        self._write(tokens)
+        with self._locked():
+            tokens = self._read()
+            if any(t["name"] == name for t in tokens.values()):
+                raise TokenError(f"a token named {name!r} exists; revoke it first or pick another name")
+            # Letters and digits only: no "." (the Bearer form splits on it) and nothing to escape.
+            key = KEY_PREFIX + _random_text(16)
+            secret = SECRET_PREFIX + _random_text(32)
+            salt = secrets.token_bytes(16)
+            tokens[key] = {
+                "name": name,
+                "salt": salt.hex(),
+                "hash": _hash(secret, salt).hex(),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            self._write(tokens)
         return key, secret
 
     def list(self) -> list[TokenInfo]:
@@ -88,33 +100,40 @@ class TokenStore:
 
     def revoke(self, name: str) -> None:
         """Delete a token by name; edges reject it from the next request on."""
-        tokens = self._read()
-        keys = [key for key, t in tokens.items() if t["name"] == name]
-        if not keys:
-            known = ", ".join(sorted(t["name"] for t in tokens.values())) or "none"
-            raise TokenError(f"no token named {name!r} (known: {known})")
-        for key in keys:
-            del tokens[key]
-        self._write(tokens)
+        with self._locked():
+            tokens = self._read()
+            keys = [key for key, t in tokens.items() if t["name"] == name]
+            if not keys:
+                known = ", ".join(sorted(t["name"] for t in tokens.values())) or "none"
+                raise TokenError(f"no token named {name!r} (known: {known})")
+            for key in keys:
+                del tokens[key]
+            self._write(tokens)
 
     def verify(self, key: str, secret: str) -> bool:
-        """Whether the pair is a live token (constant-time comparison of the hash)."""
-        mtime = self._mtime()
-        if mtime != self._verified_mtime:
-            self._verified, self._verified_mtime = set(), mtime
-        remembered = (key, hashlib.sha256(secret.encode()).digest())
-        if remembered in self._verified:
+        """Whether the pair is a live token (constant-time comparison of the salted hash)."""
+        if self.remembered(key, secret):
             return True
         if self._check(key, secret):
-            self._verified.add(remembered)
+            self._verified.add((key, _digest(secret)))
             return True
         return False
 
-    def _mtime(self) -> int | None:
+    def remembered(self, key: str, secret: str) -> bool:
+        """Whether the pair was verified since the store last changed: the cheap path for every request."""
+        version = self._version()
+        if version != self._verified_version:
+            # Any rewrite (a revoke, a new token) forgets everything: revoked tokens fail at once.
+            self._verified, self._verified_version = set(), version
+        return (key, _digest(secret)) in self._verified
+
+    def _version(self) -> tuple[int, int, int] | None:
+        # Every write replaces the file (new inode), so this changes with each change.
         try:
-            return self.path.stat().st_mtime_ns
+            stat = self.path.stat()
         except FileNotFoundError:
             return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def _check(self, key: str, secret: str) -> bool:
         entry = self._read().get(key)
@@ -124,6 +143,17 @@ class TokenStore:
             return False
         expected = bytes.fromhex(entry["hash"])
         return hmac.compare_digest(_hash(secret, bytes.fromhex(entry["salt"])), expected)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Read-modify-write under a lock: two `fleet token create` at once must not lose one.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _read(self) -> dict[str, dict[str, str]]:
         try:
@@ -144,6 +174,15 @@ class TokenStore:
             json.dump({"tokens": tokens}, handle, indent=2)
         os.chmod(temp, 0o600)
         temp.replace(self.path)
+
+
+def _random_text(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _digest(secret: str) -> bytes:
+    # Only a digest of a verified secret is held in memory, never the secret itself.
+    return hashlib.sha256(secret.encode()).digest()
 
 
 def _hash(secret: str, salt: bytes) -> bytes:

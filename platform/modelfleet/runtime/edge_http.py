@@ -1,0 +1,123 @@
+"""The edge's ASGI plumbing: relaying vLLM's answer chunk by chunk, request ids, errors.
+
+Kept apart from the routing in ``edge.py`` because this is where the two properties
+that are easy to lose live: nothing is buffered (each chunk vLLM writes goes out at
+once) and a client that hangs up closes the upstream request, so vLLM stops
+generating for nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import anyio
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("modelfleet.edge")
+
+# Response headers that describe vLLM's hop, not ours.
+_DROP_RESPONSE = {"content-length", "connection", "keep-alive", "transfer-encoding", "server", "date", "x-request-id"}
+
+
+def error_response(status: int, message: str, kind: str, retry_after: int | None = None) -> JSONResponse:
+    """An OpenAI-shaped JSON error, so SDKs show the message."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers
+    )
+
+
+def request_id_of(request: Request) -> str:
+    """The id the middleware gave this request."""
+    return str(request.scope.get("modelfleet.request_id", ""))
+
+
+class RelayResponse(Response):
+    """vLLM's response, passed on as it arrives; hanging up closes the upstream request."""
+
+    def __init__(self, upstream: httpx.Response) -> None:
+        self.upstream = upstream
+        self.status_code = upstream.status_code
+        self.background = None
+        self.raw_headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in upstream.headers.items()
+            if name.lower() not in _DROP_RESPONSE
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pump chunks while watching for the client's disconnect; always close upstream."""
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch_disconnect() -> None:
+                    # The body was read already, so the next message is the hang-up (or the end).
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch_disconnect)
+                await self._pump(send)
+                group.cancel_scope.cancel()
+        except OSError:
+            pass  # the server says the client is gone (ASGI 2.4 servers raise on send)
+        finally:
+            # Shielded: when the client left we are being cancelled, and this close is
+            # exactly what tells vLLM to abort the generation.
+            with anyio.CancelScope(shield=True):
+                await self.upstream.aclose()
+
+    async def _pump(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.TimeoutException:
+            log.warning("upstream stalled past its timeout; ending the stream")
+        except httpx.HTTPError as error:
+            log.warning("upstream broke mid-response (%s); ending the stream", error.__class__.__name__)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class RequestIdMiddleware:
+    """Every response carries ``x-request-id``; one log line per request, never bodies or tokens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope["modelfleet.request_id"] = request_id
+        started = time.monotonic()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers: list[Any] = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # The path only: query strings and bodies may carry user data.
+            log.info(
+                "%s %s %s %.1fms id=%s",
+                scope.get("method"),
+                scope.get("path"),
+                status,
+                (time.monotonic() - started) * 1000,
+                request_id,
+            )

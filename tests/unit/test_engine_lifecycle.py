@@ -1,0 +1,206 @@
+"""The engine's process lifecycle and hook order, against a stand-in speaking vLLM's HTTP.
+
+Real sleep mode needs a GPU (vLLM on CPU refuses ``--enable-sleep-mode``), so the order
+of the snapshot hooks -- start, health, warm-up, sleep, then wake after restore -- is
+checked here against a small server that answers vLLM's routes the way vLLM does and
+records what it was asked. Real vLLM start/stop is in tests/e2e/test_engine.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from modelfleet.runtime.command import free_port
+from modelfleet.runtime.engine import Engine, EngineStartError, SleepUnsupportedError, group_members
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+STAND_IN = textwrap.dedent(
+    """
+    import json, sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    port, record = int(sys.argv[1]), open(sys.argv[2], "a")
+    state = {"asleep": False}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, code, body=None):
+            data = json.dumps(body or {}).encode()
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            record.write(f"GET {self.path}\\n"); record.flush()
+            if self.path == "/health":
+                self._answer(200)
+            elif self.path == "/is_sleeping":
+                self._answer(200, {"is_sleeping": state["asleep"]})
+            else:
+                self._answer(404)
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            record.write(f"POST {self.path}\\n"); record.flush()
+            if self.path == "/v1/chat/completions":
+                self._answer(503 if state["asleep"] else 200, {"choices": []})
+            elif self.path.startswith("/sleep?level="):
+                state["asleep"] = True; self._answer(200)
+            elif self.path == "/wake_up":
+                state["asleep"] = False; self._answer(200)
+            else:
+                self._answer(404)
+
+        def log_message(self, *args):
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    """
+)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` until true or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> Iterator[tuple[Engine, Path]]:
+    """An engine whose "vLLM" is the stand-in, started as if with sleep mode."""
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    record = tmp_path / "calls.txt"
+    port = free_port()
+    command = [sys.executable, str(script), str(port), str(record), "--served-model-name", "m", "--enable-sleep-mode"]
+    engine = Engine(command, env={}, port=port, log_path=tmp_path / "engine.log")
+    yield engine, record
+    engine.stop(grace=2)
+
+
+def test_snapshot_hooks_start_warm_up_and_sleep_then_wake_in_that_order(stand_in: tuple[Engine, Path]) -> None:
+    engine, record = stand_in
+    prep = engine.prepare_for_snapshot(timeout=30, warm_up_requests=2, sleep_level=1)
+    assert prep.healthy_seconds >= 0
+    assert engine.is_sleeping()
+    engine.resume_after_restore()
+    assert not engine.is_sleeping()
+    engine.warm_up(1)  # the stand-in refuses chat while asleep: this proves the wake took
+    calls = [line for line in record.read_text().splitlines() if line != "GET /health"]
+    assert calls == [
+        "POST /v1/chat/completions",
+        "POST /v1/chat/completions",
+        "POST /sleep?level=1",
+        "GET /is_sleeping",
+        "POST /wake_up",
+        "GET /is_sleeping",
+        "POST /v1/chat/completions",
+    ]
+    assert record.read_text().splitlines()[0] == "GET /health"
+
+
+def test_sleep_without_sleep_mode_says_it_needs_a_gpu(tmp_path: Path) -> None:
+    engine = Engine(["true"], env={}, port=free_port(), log_path=tmp_path / "log")
+    for call in (lambda: engine.sleep(1), engine.wake, engine.is_sleeping):
+        with pytest.raises(SleepUnsupportedError, match="needs a GPU"):
+            call()
+
+
+def test_a_process_exiting_before_healthy_fails_fast_with_its_log_tail(tmp_path: Path) -> None:
+    program = (
+        "import sys; [print(f'noise {i}') for i in range(100)]; print('ValueError: no weights at /vol'); sys.exit(3)"
+    )
+    engine = Engine([sys.executable, "-c", program], env={}, port=free_port(), log_path=tmp_path / "log")
+    engine.start()
+    started = time.monotonic()
+    with pytest.raises(EngineStartError) as caught:
+        engine.wait_healthy(timeout=60)
+    assert time.monotonic() - started < 10
+    message = str(caught.value)
+    assert "exited with code 3" in message and "ValueError: no weights at /vol" in message
+    assert "noise 50" not in message  # only the tail
+    assert engine.returncode == 3
+
+
+def test_not_healthy_by_the_deadline_is_an_error_and_stop_cleans_up(tmp_path: Path) -> None:
+    engine = Engine(
+        [sys.executable, "-c", "import time; time.sleep(600)"], env={}, port=free_port(), log_path=tmp_path / "log"
+    )
+    engine.start()
+    with pytest.raises(EngineStartError, match="not healthy after 1s"):
+        engine.wait_healthy(timeout=1)
+    engine.stop(grace=2)
+    assert engine.pid is not None and not pid_alive(engine.pid)
+
+
+def test_stop_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path) -> None:
+    # Like vLLM: a parent that forks a child into its group; here both ignore SIGTERM.
+    program = textwrap.dedent(
+        """
+        import signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+        print("grandchild-pid", child.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    log = tmp_path / "log"
+    engine = Engine([sys.executable, "-c", program], env={}, port=free_port(), log_path=log)
+    engine.start()
+    assert wait_until(lambda: "\ngrandchild-pid " in log.read_text(), 10)
+    assert engine.pid is not None and len(group_members(engine.pid)) == 2
+    started = time.monotonic()
+    code = engine.stop(grace=1)
+    assert code == -signal.SIGKILL
+    assert time.monotonic() - started < 10
+    assert group_members(engine.pid) == []
+
+
+def test_engine_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
+    parent_program = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from modelfleet.runtime.engine import Engine
+        engine = Engine([sys.executable, "-c", "import time; time.sleep(600)"], env={{}}, port=1,
+                        log_path=Path({str(tmp_path / "log")!r}))
+        engine.start()
+        print(engine.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_program],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "platform")},
+    )
+    assert parent.stdout is not None
+    engine_pid = int(parent.stdout.readline())
+    assert pid_alive(engine_pid)
+    parent.kill()  # no cleanup code runs: only the kernel's parent-death signal can help
+    parent.wait()
+    assert wait_until(lambda: not pid_alive(engine_pid), 10), "engine outlived its parent"
