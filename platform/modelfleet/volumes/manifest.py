@@ -1,7 +1,8 @@
 """A sha256 manifest per seeded revision: a model counts as seeded only when it verifies.
 
-The manifest is written last and atomically, so an interrupted seed never looks
-complete; ``verify`` re-hashes every file, so a corrupted or truncated file is found.
+The manifest is written last and atomically (temp file + rename), so an interrupted
+seed never looks complete; :func:`verify` re-hashes every file, so a corrupted or
+truncated file is found; :func:`check_sizes` is the cheap look ``fleet volumes`` uses.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 CHUNK = 8 * 2**20
+FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -25,9 +28,23 @@ class ManifestEntry:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """What was seeded, from where and when."""
+
+    source: str
+    written_at: str
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        """Size of the checkpoint."""
+        return sum(e.size for e in self.entries)
+
+
 @dataclass
 class VerifyResult:
-    """What ``verify`` found: nothing wrong, or which files are missing or damaged."""
+    """What a check found: nothing wrong, or which files are missing or damaged."""
 
     ok: bool
     files: int = 0
@@ -45,47 +62,67 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_entries(snapshot: Path) -> list[ManifestEntry]:
-    """Hash every file under a checkpoint directory (symlinks followed into blobs/)."""
+def build_entries(snapshot: Path, known: Mapping[str, str] | None = None) -> list[ManifestEntry]:
+    """One entry per file under a checkpoint (symlinks followed into ``blobs/``).
+
+    ``known`` holds sha256s a source already computed while checking the download,
+    so multi-GB shards are not read twice.
+    """
+    known = known or {}
     entries = []
     for file in sorted(p for p in snapshot.rglob("*") if p.is_file()):
-        entries.append(ManifestEntry(str(file.relative_to(snapshot)), file.stat().st_size, sha256_file(file)))
+        relative = file.relative_to(snapshot).as_posix()
+        digest = known.get(relative) or sha256_file(file)
+        entries.append(ManifestEntry(relative, file.stat().st_size, digest))
     return entries
 
 
 def write_manifest(manifest: Path, entries: list[ManifestEntry], *, source: str) -> None:
-    """Write the manifest atomically: a reader sees the old state or the complete new one."""
+    """Write the manifest atomically: a reader sees no manifest or the complete new one."""
     manifest.parent.mkdir(parents=True, exist_ok=True)
     data = {
+        "format": FORMAT,
         "source": source,
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in entries],
     }
     temp = manifest.with_name(f".{manifest.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, indent=2))
+    with temp.open("w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.flush()
+        # On a crash right after the rename the manifest must not point at unwritten data.
+        os.fsync(handle.fileno())
     temp.replace(manifest)
 
 
-def read_manifest(manifest: Path) -> list[ManifestEntry] | None:
-    """The entries, or None when there is no (readable) manifest."""
+def read_manifest(manifest: Path) -> Manifest | None:
+    """The manifest, or None when there is none or it cannot be read (then the revision is not seeded)."""
     try:
         data = json.loads(manifest.read_text())
-        return [ManifestEntry(f["path"], int(f["size"]), f["sha256"]) for f in data["files"]]
+        entries = tuple(ManifestEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in data["files"])
+        return Manifest(str(data.get("source", "")), str(data.get("written_at", "")), entries)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def verify(snapshot: Path, manifest: Path) -> VerifyResult:
-    """Re-hash every file the manifest lists; sizes first (cheap), then contents."""
-    entries = read_manifest(manifest)
-    if entries is None:
-        return VerifyResult(False, reason="no manifest: not seeded, or the seed was interrupted")
+    """Re-hash every file the manifest lists (sizes first: a truncated file costs no read)."""
+    return _check(snapshot, manifest, rehash=True)
+
+
+def check_sizes(snapshot: Path, manifest: Path) -> VerifyResult:
+    """The cheap check: the manifest exists and every file has its size (no hashing)."""
+    return _check(snapshot, manifest, rehash=False)
+
+
+def _check(snapshot: Path, manifest: Path, *, rehash: bool) -> VerifyResult:
+    found = read_manifest(manifest)
+    if found is None:
+        return VerifyResult(False, reason="no manifest: never seeded, or the seed was interrupted")
     bad = []
-    total = 0
-    for entry in entries:
+    for entry in found.entries:
         file = snapshot / entry.path
-        if not file.is_file() or file.stat().st_size != entry.size or sha256_file(file) != entry.sha256:
+        if not file.is_file() or file.stat().st_size != entry.size or (rehash and sha256_file(file) != entry.sha256):
             bad.append(entry.path)
-        total += entry.size
     reason = f"{len(bad)} file(s) missing or damaged: {', '.join(bad[:5])}" if bad else ""
-    return VerifyResult(not bad, len(entries), total, bad, reason)
+    return VerifyResult(not bad, len(found.entries), found.total_bytes, bad, reason)

