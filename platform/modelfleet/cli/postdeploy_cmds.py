@@ -1,0 +1,240 @@
+"""After a deploy: ``fleet snapshot``, ``fleet smoke`` and ``fleet report``.
+
+CI runs them as separate steps after ``fleet deploy`` (``fleet rollback`` lives with the
+Modal commands); each adds its part to the model's report, and ``fleet report`` prints
+the whole of it for the job summary. Credentials come from ``FLEET_PROXY_TOKEN_ID`` /
+``FLEET_PROXY_TOKEN_SECRET`` (a Modal proxy token in CI); without them a target that can
+mint tokens (the local one) makes a token for this one command and revokes it after.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.table import Table
+
+from modelfleet.catalog import CatalogModel
+from modelfleet.cli.common import UserError, console, err_console, load_settings, load_settings_and_catalog, user_errors
+from modelfleet.errors import FleetError
+from modelfleet.postdeploy.probe import probe_boot, read_boot
+from modelfleet.postdeploy.report import record_rollback, render_json, render_markdown, report_book
+from modelfleet.postdeploy.smoke import SmokeReport, run_smoke
+from modelfleet.postdeploy.snapshot import DEFAULT_MAX_TRIES, SnapshotReport, build_snapshot
+from modelfleet.targets import get_target
+from modelfleet.targets.base import Credentials, DeployOutcome, Target
+
+TOKEN_ID_ENV = "FLEET_PROXY_TOKEN_ID"
+TOKEN_SECRET_ENV = "FLEET_PROXY_TOKEN_SECRET"
+# Beyond the declared startup_timeout: the request's own time and Modal's scheduling.
+PROBE_MARGIN_SECONDS = 120
+
+
+def smoke(
+    name: str = typer.Argument(help="Model folder name."),
+    rollback_on_failure: bool = typer.Option(
+        False, "--rollback-on-failure", help="Roll the model back to its previous version if a check fails."
+    ),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds each request (and the wait for /health) may take."),
+) -> None:
+    """Check the deployed endpoint: models, chat, streaming, 401 without a token, 404 on blocked routes."""
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        model = catalog.get(name)
+        target = get_target(settings)
+        url = target.endpoint(model)
+        with proxy_credentials(target, "smoke") as (credentials, source):
+            report = run_smoke(
+                url, credentials, model.served_name, auth_required=not model.spec.auth.public, timeout=timeout
+            )
+            boot, boot_seconds = read_boot(url, credentials)
+        _print_smoke(report)
+        part = {**report.to_dict(), "boot": boot, "boot_seconds": boot_seconds, "version": _version(target, model)}
+        report_book(settings).add(model.name, "smoke", {"target": target.name, **part})
+        if report.ok:
+            console.print(f"smoke passed: {model.name} at {url}", highlight=False)
+            return
+        err_console.print(
+            f"[red]smoke failed:[/red] {model.name} at {url}: {len(report.failures)} of {len(report.checks)} checks "
+            f"failed ({', '.join(c.name for c in report.failures)}){_token_hint(report, source)}",
+            highlight=False,
+        )
+        if rollback_on_failure:
+            _rollback(settings_target=target, model=model)
+        raise typer.Exit(1)
+
+
+def snapshot(
+    name: str = typer.Argument(help="Model folder name."),
+    tries: int = typer.Option(DEFAULT_MAX_TRIES, "--tries", min=1, max=20, help="Cold starts before giving up."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Seconds one cold start may take (default: the model's startup_timeout + 120)."
+    ),
+) -> None:
+    """Cause cold starts until one restores from the snapshot; record each one's time to first token."""
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        model = catalog.get(name)
+        target = get_target(settings)
+        force = _cold_start_method(target)
+        url = target.endpoint(model)
+        limit = timeout or float(model.spec.scaling.startup_timeout + PROBE_MARGIN_SECONDS)
+        enabled = model.spec.snapshot.enabled and _snapshots_supported(target)
+        with proxy_credentials(target, "snapshot") as (credentials, _):
+            report = build_snapshot(
+                lambda: probe_boot(url, credentials, model.served_name, timeout=limit),
+                lambda: force(model),
+                snapshots_enabled=enabled,
+                max_tries=tries,
+            )
+        _print_snapshot(model.name, report, declared=model.spec.snapshot.enabled, target=target.name)
+        part = {"target": target.name, **report.to_dict(), "version": _version(target, model)}
+        report_book(settings).add(model.name, "snapshot", part)
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+def report(
+    names: list[str] = typer.Argument(None, help="Models to report (default: every model with a report)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Markdown (the default), for $GITHUB_STEP_SUMMARY."),
+    as_json: bool = typer.Option(False, "--json", help="JSON with every step's part."),
+) -> None:
+    """Print the deploy report the post-deploy steps wrote: version, boot, cold starts, smoke, rollback."""
+    with user_errors():
+        if markdown and as_json:
+            raise UserError("pick one of --markdown and --json")
+        book = report_book(load_settings())
+        reports = [book.read(n) or {"model": n, "parts": {}} for n in names] if names else book.all()
+        sys.stdout.write((render_json(reports) if as_json else render_markdown(reports)) + "\n")
+
+
+@contextmanager
+def proxy_credentials(target: Target, purpose: str) -> Iterator[tuple[Credentials, str]]:
+    """(credentials, where they came from): the env pair, else a token the target mints for this command."""
+    key, secret = os.environ.get(TOKEN_ID_ENV, ""), os.environ.get(TOKEN_SECRET_ENV, "")
+    if key and secret:
+        yield Credentials(key, secret), "env"
+        return
+    if key or secret:
+        missing = TOKEN_SECRET_ENV if key else TOKEN_ID_ENV
+        raise UserError(f"{missing} is not set: set both {TOKEN_ID_ENV} and {TOKEN_SECRET_ENV}, or neither")
+    try:
+        minted = target.temporary_credentials(purpose)
+        credentials = minted.__enter__()
+    except FleetError as error:
+        raise UserError(
+            f"no proxy token: set {TOKEN_ID_ENV} and {TOKEN_SECRET_ENV} (on Modal: "
+            f"`modal workspace proxy-tokens create`); the {target.name} target cannot make one here: {error}"
+        ) from None
+    try:
+        yield credentials, "temporary"
+    finally:
+        minted.__exit__(None, None, None)
+
+
+def _rollback(*, settings_target: Target, model: CatalogModel) -> None:
+    """Roll back after a failed smoke, if the target can; the outcome goes into the report."""
+    target = settings_target
+    rollback: Callable[[CatalogModel, str | None], DeployOutcome] | None = getattr(target, "rollback", None)
+    if rollback is None:
+        outcome = DeployOutcome(
+            model.name,
+            target.settings.app_name(model.name),
+            "skipped",
+            0.0,
+            detail=f"the {target.name} target has no rollback",
+        )
+    else:
+        try:
+            outcome = rollback(model, None)
+        except FleetError as error:
+            outcome = DeployOutcome(model.name, target.settings.app_name(model.name), "failed", 0.0, detail=str(error))
+    record_rollback(target.settings, outcome, target=target.name)
+    style = {"ok": "green", "failed": "red"}.get(outcome.result, "yellow")
+    where = f" to {outcome.version}" if outcome.version else ""
+    err_console.print(
+        f"rollback of {model.name}{where}: [{style}]{outcome.result}[/{style}] {outcome.detail}".rstrip(),
+        highlight=False,
+    )
+
+
+def _cold_start_method(target: Target) -> Callable[[CatalogModel], None]:
+    """The target's way to make the next request meet a fresh boot."""
+    # ModalTarget calls it stop_containers (scale to zero); other targets force_cold_start.
+    for name in ("force_cold_start", "stop_containers"):
+        method: Callable[[CatalogModel], None] | None = getattr(target, name, None)
+        if method is not None:
+            return method
+    raise UserError(
+        f"the {target.name} target cannot force a cold start yet (it has no force_cold_start(model)); "
+        "`fleet snapshot` needs one to build and measure snapshots"
+    )
+
+
+def _snapshots_supported(target: Target) -> bool:
+    """Whether boots on this target can ever be restores (CPU processes on this machine cannot)."""
+    supported = getattr(target, "supports_snapshots", None)
+    if isinstance(supported, bool):
+        return supported
+    # Targets that do not say: only Modal takes memory snapshots.
+    return target.name == "modal"
+
+
+def _version(target: Target, model: CatalogModel) -> str:
+    """The deployed version, for the report; the report is still written when the state store cannot be read."""
+    try:
+        record = target.deployed_state().models.get(model.name)
+    except FleetError:
+        return ""
+    return (record.version or record.tag) if record else ""
+
+
+def _token_hint(report: SmokeReport, source: str) -> str:
+    rejected = any("rejected" in c.detail for c in report.failures)
+    if rejected and source == "env":
+        return f"; the endpoint rejected the token from {TOKEN_ID_ENV} / {TOKEN_SECRET_ENV}: check both"
+    return ""
+
+
+def _print_smoke(report: SmokeReport) -> None:
+    table = Table(title=f"smoke {report.served_name} ({report.url})")
+    for column in ("check", "result", "seconds", "detail"):
+        table.add_column(column)
+    for check in report.checks:
+        result = "[green]ok[/green]" if check.ok else "[red]FAILED[/red]"
+        table.add_row(check.name, result, f"{check.seconds:.2f}", check.detail)
+    console.print(table)
+
+
+def _print_snapshot(model: str, report: SnapshotReport, *, declared: bool, target: str) -> None:
+    table = Table(title=f"snapshot {model} ({target})")
+    for column in ("try", "boot", "boot seconds", "first token", "error"):
+        table.add_column(column)
+    for entry in report.tries:
+        table.add_row(
+            str(entry.attempt),
+            entry.boot,
+            "-" if entry.boot_seconds is None else f"{entry.boot_seconds:.1f}",
+            "-" if entry.ttft_seconds is None else f"{entry.ttft_seconds:.2f}s",
+            entry.error,
+        )
+    console.print(table)
+    if declared and not report.snapshots_enabled:
+        console.print(f"the {target} target takes no snapshots: this was a plain cold start", highlight=False)
+    message = {
+        "restored": f"snapshot built: {model} restored on try {len(report.tries)}",
+        "plain-cold-start": f"{model}: plain cold start measured (snapshots off)",
+        "gave-up": f"no restore after {report.max_tries} cold starts: {model} has no snapshot yet",
+        "failed": f"{model}: a cold start failed; see the error above",
+    }[report.result]
+    (console if report.ok else err_console).print(message, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add snapshot, smoke and report."""
+    app.command()(snapshot)
+    app.command()(smoke)
+    app.command()(report)

@@ -1,0 +1,264 @@
+"""The smoke test: prove a freshly deployed endpoint serves, streams and guards itself.
+
+Every check talks to the public URL the way a client would -- the OpenAI routes
+through the official ``openai`` SDK with the proxy-auth headers as default headers --
+so a pass means a real client works, on Modal and locally alike. The auth and
+blocked-route checks use raw HTTP because they are about status codes, not answers.
+
+A failed check says what was expected and what came back; messages never contain the
+secret (only the key id, which is not secret, to tell tokens apart).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import openai
+
+from modelfleet.targets.base import Credentials
+
+SMOKE_PROMPT = "What is the capital of France? Answer in one word."
+# Routes vLLM serves in dev mode (needed for sleep/wake) that must never be reachable.
+BLOCKED_ROUTES = (("POST", "/collective_rpc"), ("GET", "/server_info"))
+MAX_DETAIL = 300
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One smoke check: its name, whether it passed, what was seen, how long it took."""
+
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SmokeReport:
+    """Every check run against one endpoint; the endpoint passes only if all do."""
+
+    url: str
+    served_name: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed (and there was at least one)."""
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        """The checks that failed, in the order they ran."""
+        return [c for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON for the deploy report."""
+        return {
+            "url": self.url,
+            "served_name": self.served_name,
+            "ok": self.ok,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+class CheckFailed(Exception):
+    """Raised inside a check with the message the report shows."""
+
+
+def run_smoke(
+    url: str,
+    credentials: Credentials,
+    served_name: str,
+    *,
+    auth_required: bool = True,
+    timeout: float = 300.0,
+) -> SmokeReport:
+    """Run every check against ``url`` and return them all; one failure never skips the rest.
+
+    ``auth_required`` is False only for a model declared ``auth.public = true``: then the
+    401 checks do not apply. ``timeout`` bounds each request, and the wait for ``/health``
+    (a scaled-to-zero Modal app boots on the first request).
+    """
+    url = url.rstrip("/")
+    client = openai.OpenAI(
+        base_url=f"{url}/v1",
+        api_key="unused",  # the proxy-auth headers authenticate, not an OpenAI key
+        default_headers=credentials.headers(),
+        max_retries=0,
+        timeout=timeout,
+    )
+    key_hint = f"key {credentials.key}"
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("health", lambda: _health(url, credentials, timeout)),
+        ("models lists the served name", lambda: _models(client, served_name, key_hint)),
+        ("chat completion answers", lambda: _chat(client, served_name, key_hint)),
+        ("streaming works", lambda: _stream(client, served_name, key_hint)),
+    ]
+    if auth_required:
+        checks += [
+            (
+                "no credentials -> 401",
+                lambda: _expect_status(url, "POST", "/v1/chat/completions", {}, 401, served_name),
+            ),
+            (
+                "wrong secret -> 401",
+                lambda: _expect_status(
+                    url,
+                    "POST",
+                    "/v1/chat/completions",
+                    Credentials(credentials.key, "ws-smoke-wrong-secret").headers(),
+                    401,
+                    served_name,
+                ),
+            ),
+        ]
+    for method, path in BLOCKED_ROUTES:
+        checks.append(
+            (
+                f"{method} {path} -> 404",
+                lambda m=method, p=path: _expect_status(url, m, p, credentials.headers(), 404, served_name),  # type: ignore[misc]
+            )
+        )
+    report = SmokeReport(url=url, served_name=served_name)
+    for name, run in checks:
+        report.checks.append(_timed(name, run))
+    return report
+
+
+def _timed(name: str, run: Callable[[], str]) -> Check:
+    started = time.monotonic()
+    try:
+        detail, ok = run(), True
+    except CheckFailed as failure:
+        detail, ok = str(failure), False
+    except openai.APIStatusError as error:
+        detail, ok = f"expected 200, got {error.status_code}: {_short(_error_message(error))}", False
+    except (openai.APIConnectionError, httpx.HTTPError) as error:
+        detail, ok = f"no answer: {error.__class__.__name__}: {_short(str(error))}", False
+    return Check(name=name, ok=ok, detail=_short(detail), seconds=round(time.monotonic() - started, 3))
+
+
+def _health(url: str, credentials: Credentials, timeout: float) -> str:
+    """Wait (up to ``timeout``) for ``/health`` 200; report the boot kind the edge says."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            response = httpx.get(f"{url}/health", headers=credentials.headers(), timeout=timeout)
+            if response.status_code == 200:
+                return _describe_health(response)
+            last = f"{response.status_code}"
+            if response.status_code in (401, 403):
+                raise CheckFailed(f"expected 200 from /health, got {response.status_code}: the token was rejected")
+        except httpx.TransportError as error:
+            last = error.__class__.__name__
+        if time.monotonic() >= deadline:
+            raise CheckFailed(f"expected /health 200 within {timeout:.0f}s, last answer: {last}")
+        time.sleep(1.0)
+
+
+def _describe_health(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return "200 (no JSON body)"
+    if not isinstance(body, dict):
+        return "200"
+    parts = [f"{k}={body[k]}" for k in ("boot", "boot_seconds") if k in body]
+    return "200 " + " ".join(parts) if parts else "200"
+
+
+def _models(client: openai.OpenAI, served_name: str, key_hint: str) -> str:
+    listed = [m.id for m in _authed(client.models.list, key_hint).data]
+    if served_name not in listed:
+        raise CheckFailed(f"expected {served_name!r} in /v1/models, got {listed}")
+    return f"{len(listed)} model(s): {', '.join(listed)}"
+
+
+def _chat(client: openai.OpenAI, served_name: str, key_hint: str) -> str:
+    reply = _authed(
+        lambda: client.chat.completions.create(
+            model=served_name,
+            messages=[{"role": "user", "content": SMOKE_PROMPT}],
+            temperature=0,
+            max_tokens=8,
+        ),
+        key_hint,
+    )
+    if not reply.choices:
+        raise CheckFailed("expected one choice in the chat completion, got none")
+    text = reply.choices[0].message.content or ""
+    if not text.strip():
+        raise CheckFailed(f"expected a non-empty answer, got {text!r} (finish_reason {reply.choices[0].finish_reason})")
+    return f"answered {text.strip()!r}"
+
+
+def _stream(client: openai.OpenAI, served_name: str, key_hint: str) -> str:
+    stream = _authed(
+        lambda: client.chat.completions.create(
+            model=served_name,
+            messages=[{"role": "user", "content": SMOKE_PROMPT}],
+            temperature=0,
+            max_tokens=16,
+            stream=True,
+        ),
+        key_hint,
+    )
+    pieces: list[str] = []
+    finish: str | None = None
+    for event in stream:
+        if event.choices:
+            choice = event.choices[0]
+            if choice.delta.content:
+                pieces.append(choice.delta.content)
+            finish = choice.finish_reason or finish
+    if len(pieces) < 2:
+        raise CheckFailed(f"expected several content chunks, got {len(pieces)}: {''.join(pieces)!r}")
+    if finish is None:
+        raise CheckFailed(f"expected the stream to end with a finish_reason, got none after {len(pieces)} chunks")
+    return f"{len(pieces)} chunks, finish_reason {finish}"
+
+
+def _authed(call: Callable[[], T], key_hint: str) -> T:
+    """Run an SDK call; a 401/403 says the configured token was refused (which one, never its secret)."""
+    try:
+        return call()
+    except openai.AuthenticationError as error:
+        raise CheckFailed(
+            f"expected 200 with the configured token, got 401: the endpoint rejected {key_hint}"
+        ) from error
+    except openai.PermissionDeniedError as error:
+        raise CheckFailed(
+            f"expected 200 with the configured token, got 403: {key_hint} may not use this endpoint"
+        ) from error
+
+
+def _expect_status(url: str, method: str, path: str, headers: dict[str, str], expected: int, served_name: str) -> str:
+    body = {"model": served_name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    response = httpx.request(
+        method, f"{url}{path}", headers=headers, json=body if method == "POST" else None, timeout=60
+    )
+    if response.status_code != expected:
+        raise CheckFailed(
+            f"expected {expected} for {method} {path}, got {response.status_code}: {_short(response.text)}"
+        )
+    return f"{expected}"
+
+
+def _error_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and "message" in inner:
+            return str(inner["message"])
+    return error.message
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 3] + "..."

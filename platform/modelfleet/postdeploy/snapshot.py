@@ -1,0 +1,115 @@
+"""Build a model's snapshot after a deploy by causing cold starts until one is a restore.
+
+Modal has no "snapshot now" call: a deployed app's memory (+ GPU) snapshot is taken
+lazily during its first few cold starts (usually fewer than five). So this loop forces
+a cold start (scale the model to zero; locally, restart the engine), sends a real
+request, and asks the endpoint how it booted -- until a boot reports ``restore`` or the
+tries run out. Each try records the boot kind, the boot seconds the container reports
+and the time to first token, so the report can show the cold start before and after.
+
+The first cold boot also fills the vLLM compile-cache volume. It must run with exactly
+the serving flags: ``--enable-sleep-mode`` changes vLLM's compile cache key, and a cache
+filled with other flags is silently recompiled (on an H200 a warm cache saved ~35 s of a
+127 s boot). The runtime builds one command for the snapshot hook and for serving, so
+nothing here passes flags of its own -- keep it that way.
+
+The decisions are pure: ``build_snapshot`` only calls the two functions it is given,
+so tests drive it against an endpoint they control.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from modelfleet.errors import FleetError
+from modelfleet.postdeploy.probe import BootProbe
+
+SnapshotResult = Literal["restored", "gave-up", "plain-cold-start", "failed"]
+DEFAULT_MAX_TRIES = 5
+
+
+@dataclass(frozen=True)
+class SnapshotTry:
+    """One forced cold start: how it booted and how long the first token took (or why it failed)."""
+
+    attempt: int
+    boot: str
+    boot_seconds: float | None
+    ttft_seconds: float | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SnapshotReport:
+    """Every try, and what they add up to."""
+
+    snapshots_enabled: bool
+    max_tries: int
+    result: SnapshotResult
+    tries: list[SnapshotTry] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """A snapshot restored, or the model has snapshots off and booted plainly."""
+        return self.result in ("restored", "plain-cold-start")
+
+    @property
+    def cold_start(self) -> SnapshotTry | None:
+        """The first boot that was not a restore: the cold start without a snapshot."""
+        return next((t for t in self.tries if not t.error and t.boot != "restore"), None)
+
+    @property
+    def restored_start(self) -> SnapshotTry | None:
+        """The boot that restored from the snapshot, if any."""
+        return next((t for t in self.tries if not t.error and t.boot == "restore"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON for the deploy report."""
+        cold, restored = self.cold_start, self.restored_start
+        return {
+            "snapshots_enabled": self.snapshots_enabled,
+            "max_tries": self.max_tries,
+            "result": self.result,
+            "ok": self.ok,
+            "cold_start_ttft_seconds": cold.ttft_seconds if cold else None,
+            "cold_start_boot_seconds": cold.boot_seconds if cold else None,
+            "restored_ttft_seconds": restored.ttft_seconds if restored else None,
+            "restored_boot_seconds": restored.boot_seconds if restored else None,
+            "tries": [asdict(t) for t in self.tries],
+        }
+
+
+def build_snapshot(
+    probe: Callable[[], BootProbe],
+    force_cold_start: Callable[[], None],
+    *,
+    snapshots_enabled: bool,
+    max_tries: int = DEFAULT_MAX_TRIES,
+) -> SnapshotReport:
+    """Force cold starts until a boot reports ``restore``; give up after ``max_tries``.
+
+    ``force_cold_start`` must return only once no warm engine is left to answer, so the
+    next request ``probe`` sends meets a fresh boot. A model with snapshots off is cold
+    started once and its plain cold start reported. A try whose cold start or probe
+    fails (a ``FleetError``) ends the loop: an endpoint that cannot answer will not
+    snapshot, and each further try would wait out a whole boot timeout.
+    """
+    if max_tries < 1:
+        raise ValueError(f"max_tries must be at least 1, got {max_tries}")
+    budget = max_tries if snapshots_enabled else 1
+    tries: list[SnapshotTry] = []
+    for attempt in range(1, budget + 1):
+        try:
+            force_cold_start()
+            seen = probe()
+        except FleetError as error:
+            tries.append(SnapshotTry(attempt, "failed", None, None, error=str(error)))
+            return SnapshotReport(snapshots_enabled, max_tries, "failed", tries)
+        tries.append(SnapshotTry(attempt, seen.boot, seen.boot_seconds, seen.ttft_seconds))
+        if not snapshots_enabled:
+            return SnapshotReport(snapshots_enabled, max_tries, "plain-cold-start", tries)
+        if seen.boot == "restore":
+            return SnapshotReport(snapshots_enabled, max_tries, "restored", tries)
+    return SnapshotReport(snapshots_enabled, max_tries, "gave-up", tries)
