@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -204,3 +205,18 @@ def test_engine_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
     parent.kill()  # no cleanup code runs: only the kernel's parent-death signal can help
     parent.wait()
     assert wait_until(lambda: not pid_alive(engine_pid), 10), "engine outlived its parent"
+
+
+def test_engine_started_from_a_short_lived_thread_outlives_that_thread(tmp_path: Path) -> None:
+    # The parent-death signal fires when the forking *thread* ends; hooks often run on such threads.
+    engine = Engine(
+        [sys.executable, "-c", "import time; time.sleep(600)"], env={}, port=free_port(), log_path=tmp_path / "log"
+    )
+    hook = threading.Thread(target=engine.start)
+    hook.start()
+    hook.join()
+    try:
+        assert engine.pid is not None
+        assert not wait_until(lambda: not pid_alive(engine.pid or 0), 1.5), "engine died with the hook's thread"
+    finally:
+        engine.stop(grace=2)

@@ -47,8 +47,16 @@ _DROP_REQUEST = {
     "upgrade",
     "x-request-id",
 }
-# One body for every auth failure: nothing tells a guesser which half was wrong.
-UNAUTHORIZED = {"error": {"message": "missing or invalid credentials", "type": "unauthorized", "code": 401}}
+# One body for every auth failure: nothing tells a guesser which half was wrong. Worded
+# after Modal's own 401 ("modal-http: missing credentials for proxy authorization"), as JSON
+# so OpenAI SDKs show it.
+UNAUTHORIZED = {
+    "error": {
+        "message": "missing or invalid credentials for proxy authorization (send Modal-Key and Modal-Secret)",
+        "type": "unauthorized",
+        "code": 401,
+    }
+}
 _WAITING_MESSAGES: dict[str, str] = {
     "starting": "the model is starting; retry shortly",
     "waking": "the model is waking up; retry shortly",

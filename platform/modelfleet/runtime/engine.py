@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +52,13 @@ class SnapshotPrep:
     healthy_seconds: float
     warm_up_seconds: float
     sleep_seconds: float
+
+
+# The kernel sends PR_SET_PDEATHSIG when the *thread* that forked the child ends, not the
+# process. Hooks and watchers often run on short-lived threads (Modal's enter hooks, a
+# supervisor's watcher), so every engine is forked from this one thread, which lives as
+# long as the interpreter.
+_LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-launcher")
 
 
 def _die_with_parent() -> None:
@@ -139,14 +147,15 @@ class Engine:
         with self.log_path.open("ab") as log:
             log.write(f"\n=== starting vLLM: {' '.join(self.command)}\n".encode())
             log.flush()
-            self.process = subprocess.Popen(
+            self.process = _LAUNCHER.submit(
+                subprocess.Popen,
                 self.command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
                 preexec_fn=_die_with_parent,
-            )
+            ).result()
 
     def wait_healthy(self, timeout: float) -> float:
         """Poll /health until 200; seconds waited. Raises with vLLM's reason if it exits first."""
