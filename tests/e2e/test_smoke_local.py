@@ -71,6 +71,16 @@ def test_smoke_with_a_wrong_token_fails_with_a_clear_message(local_fleet: LocalF
     assert f"rejected key {key}" in markdown
 
 
+def test_a_failed_smoke_asked_to_roll_back_records_what_the_target_could_do(local_fleet: LocalFleet) -> None:
+    key, _ = local_fleet.create_token("e2e-smoke-rollback")
+    env = {"FLEET_PROXY_TOKEN_ID": key, "FLEET_PROXY_TOKEN_SECRET": "ws-not-the-secret"}
+    done = fleet_with(local_fleet, env, "smoke", DEMO, "--rollback-on-failure")
+    assert done.returncode == 1
+    assert "rollback of smollm2-135m: skipped the local target has no rollback" in done.stderr
+    rollback = report_json(local_fleet)["rollback"]
+    assert isinstance(rollback, dict) and rollback["result"] == "skipped"
+
+
 def test_half_a_token_in_the_environment_is_a_one_line_error(local_fleet: LocalFleet) -> None:
     done = fleet_with(local_fleet, {"FLEET_PROXY_TOKEN_ID": "wk-only"}, "smoke", DEMO)
     assert done.returncode == 1

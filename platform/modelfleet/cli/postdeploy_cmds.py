@@ -63,7 +63,7 @@ def smoke(
             highlight=False,
         )
         if rollback_on_failure:
-            _rollback(settings_target=target, model=model)
+            _rollback(target, model)
         raise typer.Exit(1)
 
 
@@ -135,9 +135,8 @@ def proxy_credentials(target: Target, purpose: str) -> Iterator[tuple[Credential
         minted.__exit__(None, None, None)
 
 
-def _rollback(*, settings_target: Target, model: CatalogModel) -> None:
+def _rollback(target: Target, model: CatalogModel) -> None:
     """Roll back after a failed smoke, if the target can; the outcome goes into the report."""
-    target = settings_target
     rollback: Callable[[CatalogModel, str | None], DeployOutcome] | None = getattr(target, "rollback", None)
     if rollback is None:
         outcome = DeployOutcome(
@@ -187,7 +186,7 @@ def _version(target: Target, model: CatalogModel) -> str:
     """The deployed version, for the report; the report is still written when the state store cannot be read."""
     try:
         record = target.deployed_state().models.get(model.name)
-    except FleetError:
+    except Exception:  # the version only labels the report; an unreachable state store must not lose a result
         return ""
     return (record.version or record.tag) if record else ""
 
