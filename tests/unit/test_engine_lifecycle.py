@@ -9,7 +9,6 @@ records what it was asked. Real vLLM start/stop is in tests/e2e/test_engine.py.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -157,54 +156,67 @@ def test_not_healthy_by_the_deadline_is_an_error_and_stop_cleans_up(tmp_path: Pa
     assert engine.pid is not None and not pid_alive(engine.pid)
 
 
-def test_stop_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path) -> None:
-    # Like vLLM: a parent that forks a child into its group; here both ignore SIGTERM.
-    program = textwrap.dedent(
-        """
-        import signal, subprocess, sys, time
+# Like vLLM: a server that forks a helper (vLLM's engine core) into its process group.
+FORKING_SERVER = textwrap.dedent(
+    """
+    import signal, subprocess, sys, time
+    if "--ignore-sigterm" in sys.argv:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
-        print("grandchild-pid", child.pid, flush=True)
-        time.sleep(600)
-        """
-    )
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    print("helper-pid", helper.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def helper_pid(log: Path) -> int:
+    """The forked helper's pid, once the server has printed it."""
+    assert wait_until(lambda: "\nhelper-pid " in log.read_text(), 10), log.read_text()
+    return int(log.read_text().split("\nhelper-pid ")[1].split()[0])
+
+
+def test_stop_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    engine = Engine([sys.executable, "-c", program], env={}, port=free_port(), log_path=log)
+    command = [sys.executable, "-c", FORKING_SERVER, "--ignore-sigterm"]
+    engine = Engine(command, env={}, port=free_port(), log_path=log)
     engine.start()
-    assert wait_until(lambda: "\ngrandchild-pid " in log.read_text(), 10)
-    assert engine.pid is not None and len(group_members(engine.pid)) == 2
+    helper = helper_pid(log)
+    assert engine.pid is not None and helper in group_members(engine.pid)
     started = time.monotonic()
-    code = engine.stop(grace=1)
-    assert code == -signal.SIGKILL
+    engine.stop(grace=1)
     assert time.monotonic() - started < 10
     assert group_members(engine.pid) == []
+    assert not pid_alive(helper)
 
 
-def test_engine_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
-    parent_program = textwrap.dedent(
+def test_engine_and_everything_it_forked_die_when_its_owner_is_killed(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    owner_program = textwrap.dedent(
         f"""
         import sys, time
         from pathlib import Path
         from modelfleet.runtime.engine import Engine
-        engine = Engine([sys.executable, "-c", "import time; time.sleep(600)"], env={{}}, port=1,
-                        log_path=Path({str(tmp_path / "log")!r}))
+        engine = Engine([sys.executable, "-c", {FORKING_SERVER!r}], env={{}}, port=1, log_path=Path({str(log)!r}))
         engine.start()
         print(engine.pid, flush=True)
         time.sleep(600)
         """
     )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", parent_program],
+    owner = subprocess.Popen(
+        [sys.executable, "-c", owner_program],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "platform")},
     )
-    assert parent.stdout is not None
-    engine_pid = int(parent.stdout.readline())
-    assert pid_alive(engine_pid)
-    parent.kill()  # no cleanup code runs: only the kernel's parent-death signal can help
-    parent.wait()
-    assert wait_until(lambda: not pid_alive(engine_pid), 10), "engine outlived its parent"
+    assert owner.stdout is not None
+    group = int(owner.stdout.readline())
+    helper = helper_pid(log)
+    assert pid_alive(helper)
+    owner.kill()  # no cleanup code of the owner runs: only the kernel and the guardian can help
+    owner.wait()
+    # The parent-death signal reaches only the direct child; the forked helper must go too.
+    assert wait_until(lambda: group_members(group) == [], 10), "an orphan outlived the engine's owner"
+    assert not pid_alive(helper)
 
 
 def test_engine_started_from_a_short_lived_thread_outlives_that_thread(tmp_path: Path) -> None:

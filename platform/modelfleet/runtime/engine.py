@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,10 @@ from modelfleet.spec.model import ModelSpec
 LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
 SLEEP_FLAG = "--enable-sleep-mode"
+# Run by path: it needs only the standard library, whatever the container has installed.
+GUARDIAN = Path(__file__).with_name("guardian.py")
+# How long the guardian lets vLLM shut down cleanly after its owner died.
+GUARDIAN_GRACE_SECONDS = 10
 WARM_UP_PROMPT = "Say hello in one short sentence."
 
 
@@ -62,19 +67,24 @@ _LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-launche
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: own process group, and SIGKILL when the parent dies (no orphans)."""
+    """In the child before exec: own process group, and SIGTERM when the parent dies.
+
+    The child is the guardian, which turns that SIGTERM into clearing the whole group.
+    """
     os.setpgrp()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Engine:
     """One vLLM server bound to 127.0.0.1 on an internal port, as a child process.
 
-    The process leads its own process group (vLLM forks an engine-core and workers into
-    it), so ``stop`` reaches all of them, and it is killed by the kernel if its parent
-    dies, so a crashed supervisor or container entrypoint leaves nothing behind.
+    vLLM runs under a small guardian process (``guardian.py``) that leads its own process
+    group -- vLLM forks an engine-core and workers into it -- so ``stop`` reaches all of
+    them; the kernel signals the guardian when its parent dies and the guardian clears the
+    group, so a crashed supervisor or container entrypoint leaves nothing behind. ``pid``
+    is the guardian's (and the group's) id; ``returncode`` is vLLM's exit code.
     """
 
     def __init__(
@@ -149,7 +159,7 @@ class Engine:
             log.flush()
             self.process = _LAUNCHER.submit(
                 subprocess.Popen,
-                self.command,
+                [sys.executable, str(GUARDIAN), str(GUARDIAN_GRACE_SECONDS), "--", *self.command],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

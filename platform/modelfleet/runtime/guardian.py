@@ -1,0 +1,70 @@
+"""A tiny parent for vLLM that takes its whole process group down with it.
+
+``PR_SET_PDEATHSIG`` only reaches the direct child: vLLM's API server dies with its
+parent, but the engine-core and worker processes it spawned do not notice and live on
+as orphans holding memory (and, on a GPU, the device). So the engine runs vLLM under
+this guardian: the guardian gets SIGTERM when its parent dies, and whenever it ends --
+parent gone, stop requested, or vLLM exited by itself -- it clears the process group
+it leads. Run as ``python -m modelfleet.runtime.guardian GRACE_SECONDS -- ARGV...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+
+def main(argv: list[str]) -> int:
+    """Run ``argv`` in this process group; on SIGTERM or its exit, clear the group. Returns its exit code."""
+    grace = float(argv[0])
+    command = argv[argv.index("--") + 1 :]
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    while child.poll() is None and not stop.is_set():
+        stop.wait(0.2)
+    if child.poll() is None:
+        # Ask the whole group (vLLM's API server, engine core, workers) to shut down cleanly.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=grace)
+    code = child.poll()
+    _kill_rest_of_group()
+    if code is None:
+        child.wait()
+        return -signal.SIGKILL
+    return code
+
+
+def _kill_rest_of_group() -> None:
+    """SIGKILL every other member of this process group (vLLM's leftovers), sparing this process."""
+    group, me = os.getpgrp(), os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    # A negative code means "killed by signal N"; a shell reports that as 128 + N.
+    sys.exit(code if code >= 0 else 128 - code)
