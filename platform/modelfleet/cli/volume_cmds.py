@@ -18,7 +18,7 @@ from modelfleet.catalog import Catalog, CatalogModel
 from modelfleet.cli.common import UserError, console, is_interactive, load_settings_and_catalog, user_errors
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.base import OnEvent, Target
-from modelfleet.volumes import SeededRevision, local_volume_root, prune, scan, verify_model
+from modelfleet.volumes import SeededRevision, WeightsLocation, local_volume_root, location, prune, scan, verify_model
 
 volumes_app = typer.Typer(
     name="volumes",
@@ -80,8 +80,13 @@ def volumes_command(ctx: typer.Context) -> None:
         if settings.target != "local":
             console.print(f"contents of Modal volumes: `modal volume ls {_weights_name(catalog)}`")
             return
-        revisions = scan(local_volume_root(settings), catalog.models.values())
+        root = local_volume_root(settings)
+        revisions = scan(root, catalog.models.values())
         _print_revisions(revisions)
+        on_volume = {(r.where.repo_id, r.where.revision) for r in revisions}
+        missing = [m.name for m in catalog.models.values() if _key(location(m, root)) not in on_volume]
+        if missing:
+            console.print(f"not seeded yet: {', '.join(sorted(missing))} (`fleet seed NAME` or `fleet seed --all`)")
 
 
 @volumes_app.command("prune")
@@ -173,7 +178,7 @@ def _print_declared(settings: FleetSettings, catalog: Catalog) -> None:
 
 def _print_revisions(revisions: list[SeededRevision], *, title: str = "seeded on the weights volume") -> None:
     if not revisions:
-        console.print("nothing seeded yet: `fleet seed NAME` or `fleet seed --all`")
+        console.print("nothing on the weights volume yet")
         return
     table = Table(title=title)
     for column in ("repo", "revision", "models", "size", "state"):
@@ -184,6 +189,10 @@ def _print_revisions(revisions: list[SeededRevision], *, title: str = "seeded on
         table.add_row(r.where.repo_id, r.where.revision[:16], ", ".join(r.models) or "-", _size(r.bytes), state)
     console.print(table)
     console.print("seeded = manifest present and sizes match; `fleet verify NAME` re-hashes every file")
+
+
+def _key(where: WeightsLocation) -> tuple[str, str]:
+    return (where.repo_id, where.revision)
 
 
 def _weights_name(catalog: Catalog) -> str:

