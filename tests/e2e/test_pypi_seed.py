@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from modelfleet.catalog import CatalogModel
 from tests.conftest import DEMO_MODEL, REPO_ROOT
+
+from modelfleet.catalog import CatalogModel
 
 
 @pytest.mark.slow
