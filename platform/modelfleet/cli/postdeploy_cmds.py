@@ -154,10 +154,8 @@ def _rollback(target: Target, model: CatalogModel) -> None:
     record_rollback(target.settings, outcome, target=target.name)
     style = {"ok": "green", "failed": "red"}.get(outcome.result, "yellow")
     where = f" to {outcome.version}" if outcome.version else ""
-    err_console.print(
-        f"rollback of {model.name}{where}: [{style}]{outcome.result}[/{style}] {outcome.detail}".rstrip(),
-        highlight=False,
-    )
+    why = f" ({outcome.detail})" if outcome.detail else ""
+    err_console.print(f"rollback of {model.name}{where}: [{style}]{outcome.result}[/{style}]{why}", highlight=False)
 
 
 def _cold_start_method(target: Target) -> Callable[[CatalogModel], None]:

@@ -224,8 +224,9 @@ def _smoke_cell(row: dict[str, Any]) -> str:
 def _rollback_cell(rollback: dict[str, Any] | None) -> str:
     if not rollback:
         return "-"
-    target = rollback.get("to_version") or "previous version"
-    return f"{rollback.get('result', '?')}: to {target}"
+    if rollback.get("result") != "ok":
+        return str(rollback.get("result", "?"))
+    return f"rolled back to {rollback.get('to_version') or 'the previous version'}"
 
 
 def _problems(model: str, parts: dict[str, dict[str, Any]]) -> list[str]:
