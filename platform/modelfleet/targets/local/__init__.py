@@ -43,6 +43,10 @@ class LocalTarget:
 
     def seed(self, models: list[CatalogModel], *, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
         """Seed each model into the local weights volume; a seeded model is only verified."""
+        # Byte bars only at a terminal (the seeder itself stays quiet in CI and pipes).
+        return self._seed(models, on_event, progress=sys.stderr.isatty())
+
+    def _seed(self, models: list[CatalogModel], on_event: OnEvent, *, progress: bool) -> list[DeployOutcome]:
         from modelfleet.volumes import local_volume_root, seed
 
         outcomes = []
@@ -50,7 +54,7 @@ class LocalTarget:
             started = time.monotonic()
             on_event(model.name, "seeding", "")
             try:
-                result = seed(model, local_volume_root(self.settings), progress=False)
+                result = seed(model, local_volume_root(self.settings), progress=progress)
             except FleetError as error:
                 outcomes.append(self._outcome(model, "failed", started, detail=str(error)))
                 continue
@@ -94,7 +98,8 @@ class LocalTarget:
 
     def _seed_one(self, model: CatalogModel, on_event: OnEvent) -> None:
         on_event(model.name, "seeding", "")
-        (outcome,) = self.seed([model], on_event=on_event)
+        # Under deploy's live table: no second live display for byte bars.
+        (outcome,) = self._seed([model], on_event, progress=False)
         if outcome.result == "failed":
             raise FleetError(outcome.detail)
 
