@@ -92,8 +92,6 @@ def test_half_a_token_in_the_environment_is_a_one_line_error(local_fleet: LocalF
 
 def test_snapshot_on_the_local_target_measures_one_plain_cold_start(local_fleet: LocalFleet) -> None:
     done = local_fleet.fleet("snapshot", DEMO, "--tries", "3")
-    if "cannot force a cold start" in done.stderr:
-        pytest.skip("the local target has no force_cold_start(model) yet")
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     model = report_json(local_fleet)
     assert model["snapshot"] == "plain-cold-start"

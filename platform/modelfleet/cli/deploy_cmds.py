@@ -28,6 +28,7 @@ from modelfleet.cli.common import (
 from modelfleet.cli.plan_cmds import print_plan
 from modelfleet.gitinfo import GitError, deploy_tag
 from modelfleet.plan import make_plan
+from modelfleet.postdeploy.report import record_deploys
 from modelfleet.settings import FleetSettings
 from modelfleet.targets import get_target
 from modelfleet.targets.base import DeployOutcome, OnEvent, Target
@@ -93,6 +94,8 @@ def run_deploy(
         typer.confirm(f"deploy {len(models)} model(s) to {target.name} tagged {tag}?", abort=True)
     with _live_progress(models, "deploy") as on_event:
         outcomes = target.deploy(models, tag=tag, on_event=on_event)
+    # Each deployed model's report starts here; snapshot, smoke and rollback add to it.
+    record_deploys(settings, outcomes, target=target.name)
     print_outcomes(outcomes, title=f"deploy ({target.name}, tag {tag})")
     failed = any(o.result == "failed" for o in outcomes)
     if failed and exit_on_failure:

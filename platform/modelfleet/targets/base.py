@@ -73,6 +73,8 @@ class Target(Protocol):
     # Modal deploys are tagged with the git commit, so a dirty tree is refused there;
     # the local target serves the working tree as it is.
     requires_clean_tree: bool
+    # Whether deploys are snapshotted (Modal) or every boot is a plain cold start (local).
+    supports_snapshots: bool
 
     def deploy(self, models: list[CatalogModel], *, tag: str, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
         """Seed if needed and deploy (or start) each model; one failure never stops the others."""

@@ -33,6 +33,9 @@ class LocalTarget:
 
     name = "local"
     requires_clean_tree = False
+    # vLLM on CPU has no sleep mode, so there is nothing to snapshot: `fleet snapshot`
+    # measures the plain cold start instead.
+    supports_snapshots = False
 
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
@@ -208,6 +211,18 @@ class LocalTarget:
             self._stop(model.name)
             outcomes.append(self._outcome(model, "ok", started, detail="stopped"))
         return outcomes
+
+    def force_cold_start(self, model: CatalogModel) -> None:
+        """Kill the model's engine and return once it is gone; the supervisor boots a fresh one.
+
+        The local stand-in for scaling to zero: the next request meets a cold boot
+        (it counts as one of the supervisor's restarts).
+        """
+        run = self.runs.read(model.name)
+        if run is None or not is_alive(run.supervisor_pid):
+            raise FleetError(f"{model.name} is not running on the local target: run `fleet up {model.name}`")
+        if run.engine_pid and is_alive(run.engine_pid):
+            stop_group(run.engine_pid, grace=30.0)
 
     def log_path(self, model: CatalogModel) -> Path:
         """Where the model's supervisor and vLLM write their output."""
