@@ -112,6 +112,7 @@ class ModalApiRecorder(ModalApiHandlers):
       - ``apps()``: deployed apps by name (``AppRecord`` snapshots, ``.deployments`` history);
         ``all_apps()``: every app by id; ``dict_contents(name)``: a named Dict's raw entries;
         ``uploaded_files()``: mount file name -> bytes uploaded by the client.
+      - Containers: ``start_container(app_name)`` pretends Modal started one; ``running_containers(app_name)``.
       - Failure injection: ``fail_function_create_for(app_substring)``, ``go_away(after_calls)``,
         ``stop()``.
     """
@@ -252,6 +253,22 @@ class ModalApiRecorder(ModalApiHandlers):
         merged.update(self.env())
         merged.setdefault("PYTHONUNBUFFERED", "1")
         return merged
+
+    # ---- containers ----------------------------------------------------------------------
+    def start_container(self, app_name: str) -> str:
+        """Pretend Modal started a container of deployed app ``app_name``; its task id."""
+        with self._lock:
+            return self._add_container(app_name)
+
+    def running_containers(self, app_name: str) -> list[str]:
+        """Task ids of the app's containers that were not stopped."""
+        with self._lock:
+            app = self.state.app_by_name(app_name, "")
+            return [
+                t.task_id
+                for t in self.state.containers.values()
+                if app is not None and t.app_id == app.app_id and not t.finished_at
+            ]
 
     # ---- failure injection ---------------------------------------------------------------
     def fail_function_create_for(

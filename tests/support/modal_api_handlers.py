@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from grpclib import GRPCError, Status
 from modal_proto import api_pb2
 
+from .modal_api_containers import ContainerHandlers
 from .modal_api_dicts import DictHandlers
 from .modal_api_state import AppRecord, Deployment, ModalState, new_object_id
 
@@ -71,7 +72,7 @@ def _not_found(kind: str, name: str, env: str) -> GRPCError:
     return GRPCError(Status.NOT_FOUND, f"{kind} '{name}' not found in environment '{env}'")
 
 
-class ModalApiHandlers(DictHandlers):
+class ModalApiHandlers(DictHandlers, ContainerHandlers):
     """Mixin with the per-RPC logic; the server class in ``modal_api`` supplies the plumbing."""
 
     state: ModalState
@@ -236,9 +237,6 @@ class ModalApiHandlers(DictHandlers):
         app.state, app.stopped_at = api_pb2.APP_STATE_STOPPED, time.time()
         return empty_pb2.Empty()
 
-    def rpc_TaskList(self, req: Message, meta: Mapping[str, str]) -> Message:
-        return api_pb2.TaskListResponse()
-
     # ---- functions and classes -----------------------------------------------------------
     def rpc_FunctionPrecreate(self, req: api_pb2.FunctionPrecreateRequest, meta: Mapping[str, str]) -> Message:
         function_id = req.existing_function_id or new_object_id("fu")
@@ -360,7 +358,9 @@ class ModalApiHandlers(DictHandlers):
         return resp
 
     def rpc_MountPutFile(self, req: api_pb2.MountPutFileRequest, meta: Mapping[str, str]) -> Message:
-        if req.data or req.data_blob_id:
+        # An empty file arrives as an empty `data` (set in the oneof); treating it as "no
+        # content" would make the client re-send it forever.
+        if req.WhichOneof("data_oneof") is not None:
             self.state.blobs[req.sha256_hex] = req.data
         return api_pb2.MountPutFileResponse(exists=req.sha256_hex in self.state.blobs)
 

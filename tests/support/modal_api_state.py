@@ -89,6 +89,16 @@ class AppRecord:
 
 
 @dataclass
+class ContainerRecord:
+    """A (pretend) running container of an app, as ``modal container list`` shows it."""
+
+    task_id: str
+    app_id: str
+    started_at: float
+    finished_at: float = 0.0
+
+
+@dataclass
 class ModalState:
     """Everything the fake control plane remembers while the recorder lives."""
 
@@ -107,6 +117,7 @@ class ModalState:
     dicts: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     mount_files: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    containers: dict[str, ContainerRecord] = field(default_factory=dict)
 
     def env_name(self, requested: str) -> str:
         """The environment a request targets: empty means the default one."""

@@ -1,0 +1,127 @@
+"""A model bundle -> the arguments of its Modal app's decorators.
+
+``entry`` declares the app's class and function at module level (Modal requires
+global definitions) and takes every argument from here, so what each model.toml
+field becomes on Modal is decided in this one file:
+
+- GPUs: the primary type then the declared fallbacks, in Modal's ranked-list form;
+- scaling: min/max/buffer containers, scaledown window, request timeout, and a
+  start-up timeout long enough for vLLM to load (``scaling.startup_timeout``);
+- concurrency: ``@modal.concurrent(max_inputs, target_inputs)``;
+- snapshots: memory snapshot, plus the GPU snapshot when declared;
+- volumes: weights read-only for serving (only the seed function writes them), the
+  compile cache read-write (the first boot fills it with the serving flags);
+- secrets by name: the model's own on the serving class; the hub token only on the
+  seed function, the one place that downloads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import modal
+
+from modelfleet.targets.modal.bundle import ModelBundle
+
+SERVER_CLASS = "Server"
+WEB_METHOD = "serve"
+SEED_FUNCTION = "seed"
+# `modal run` shows what the function prints, not what it returns: the result goes out as one marked line.
+SEED_MARKER = "MODELFLEET_SEED_RESULT "
+# Seeding a 70B model moves ~140 GB: allow hours, not the default five minutes.
+SEED_TIMEOUT = 4 * 3600
+SEED_CPU = 4.0
+SEED_MEMORY_MIB = 16 * 1024
+
+
+def weights_volume(bundle: ModelBundle) -> modal.Volume:
+    """The fleet's weights volume (v2), created on first use."""
+    return modal.Volume.from_name(bundle.weights.name, create_if_missing=True, version=2)
+
+
+def cache_volume(bundle: ModelBundle) -> modal.Volume:
+    """vLLM's compile-cache volume (v2), created on first use."""
+    return modal.Volume.from_name(bundle.compile_cache.name, create_if_missing=True, version=2)
+
+
+def gpu_request(bundle: ModelBundle) -> str | list[str]:
+    """``"H100"`` alone, or the ordered list Modal tries when the first type is scarce."""
+    refs = bundle.spec.gpu.modal_refs()
+    return refs[0] if len(refs) == 1 else refs
+
+
+def serving_options(bundle: ModelBundle, image: modal.Image) -> dict[str, Any]:
+    """Keyword arguments of ``@app.cls`` for the serving class."""
+    spec = bundle.spec
+    scaling = spec.scaling
+    options: dict[str, Any] = {
+        "image": image,
+        "gpu": gpu_request(bundle),
+        "volumes": {
+            bundle.weights.mount_path: weights_volume(bundle).with_mount_options(read_only=True),
+            bundle.compile_cache.mount_path: cache_volume(bundle),
+        },
+        "secrets": [modal.Secret.from_name(name) for name in spec.secrets],
+        "min_containers": scaling.min_containers,
+        "max_containers": scaling.max_containers,
+        "buffer_containers": scaling.buffer_containers,
+        "scaledown_window": scaling.scaledown_window,
+        "timeout": scaling.timeout,
+        "startup_timeout": scaling.startup_timeout,
+        "enable_memory_snapshot": spec.snapshot.enabled,
+        # The image already carries the package (``add_local_python_source``); the
+        # automatic copy of the entry module's package would upload it twice.
+        "include_source": False,
+    }
+    if spec.region:
+        options["region"] = spec.region
+    if spec.snapshot.enabled and spec.snapshot.gpu_snapshot:
+        options["experimental_options"] = {"enable_gpu_snapshot": True}
+    return options
+
+
+def concurrency_options(bundle: ModelBundle) -> dict[str, int]:
+    """Keyword arguments of ``@modal.concurrent``: the autoscaler's target and the hard cap."""
+    scaling = bundle.spec.scaling
+    return {"max_inputs": scaling.max_concurrent_inputs, "target_inputs": scaling.target_concurrent_inputs}
+
+
+def web_options(bundle: ModelBundle, port: int, startup_timeout: float) -> dict[str, Any]:
+    """Keyword arguments of ``@modal.web_server``: proxy auth unless the model is declared public."""
+    return {"port": port, "startup_timeout": startup_timeout, "requires_proxy_auth": not bundle.spec.auth.public}
+
+
+def seed_options(bundle: ModelBundle, image: modal.Image) -> dict[str, Any]:
+    """Keyword arguments of ``@app.function`` for the seed function: no GPU, weights writable."""
+    weights = bundle.spec.weights
+    token_secret = getattr(weights, "token_secret", None)
+    return {
+        "image": image,
+        "volumes": {bundle.weights.mount_path: weights_volume(bundle)},
+        "secrets": [modal.Secret.from_name(token_secret)] if token_secret else [],
+        "timeout": SEED_TIMEOUT,
+        "cpu": SEED_CPU,
+        "memory": SEED_MEMORY_MIB,
+        "include_source": False,
+    }
+
+
+def run_seed(bundle: ModelBundle, volume: modal.Volume) -> dict[str, object]:
+    """Inside the seed function: seed the volume (idempotent, verified), then commit it."""
+    from modelfleet.volumes import seed
+
+    result = seed(bundle.catalog_model(), Path(bundle.weights.mount_path))
+    if not result.skipped:
+        # Readers see new files only after a commit.
+        volume.commit()
+    summary: dict[str, object] = {
+        "checkpoint": str(result.checkpoint_dir),
+        "skipped": result.skipped,
+        "bytes": result.bytes,
+        "files": result.files,
+        "seconds": round(result.seconds, 1),
+    }
+    print(SEED_MARKER + json.dumps(summary), flush=True)
+    return summary

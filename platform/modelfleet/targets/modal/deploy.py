@@ -1,0 +1,94 @@
+"""Deploy models as Modal apps, in parallel, each with the real ``modal deploy``.
+
+One subprocess per model (``modal deploy -m modelfleet.targets.modal.entry --name
+APP --env ENV --tag TAG``) with the model's bundle in its environment; at most
+``deploy_concurrency`` at once. A failure -- a bad GPU name refused by Modal, an image
+that does not build, the API going away -- ends that model's deploy and is reported
+with the client's own reason; the others carry on. After a success the app's new
+version is read back (``modal app history``) and recorded in the fleet state Dict.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from modelfleet.settings import FleetSettings
+from modelfleet.state import DeployRecord
+from modelfleet.targets.base import DeployOutcome, OnEvent, Result
+from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle
+from modelfleet.targets.modal.client import ModalCommandError, checked_json, run_modal
+
+ENTRY_MODULE = "modelfleet.targets.modal.entry"
+# The first deploy of a model builds its image (vLLM, CUDA libraries): tens of minutes.
+DEPLOY_TIMEOUT = 3600.0
+
+Recorder = Callable[[str, DeployRecord], None]
+
+
+def deploy_all(
+    bundles: list[ModelBundle],
+    *,
+    settings: FleetSettings,
+    tag: str,
+    record: Recorder,
+    on_event: OnEvent,
+) -> list[DeployOutcome]:
+    """Deploy every bundle with bounded concurrency; outcomes in the order given."""
+    for bundle in bundles:
+        on_event(bundle.model, "queued", bundle.app_name)
+    with ThreadPoolExecutor(max_workers=settings.deploy_concurrency, thread_name_prefix="modal-deploy") as pool:
+        futures = [
+            pool.submit(deploy_one, b, settings=settings, tag=tag, record=record, on_event=on_event) for b in bundles
+        ]
+        return [f.result() for f in futures]
+
+
+def deploy_one(
+    bundle: ModelBundle, *, settings: FleetSettings, tag: str, record: Recorder, on_event: OnEvent
+) -> DeployOutcome:
+    """Deploy one model's app; never raises for a failure of that model (it becomes the outcome)."""
+    started = time.monotonic()
+
+    def outcome(result: Result, *, version: str = "", url: str = "", detail: str = "") -> DeployOutcome:
+        on_event(bundle.model, result, detail or version)
+        return DeployOutcome(
+            bundle.model, bundle.app_name, result, time.monotonic() - started, version=version, url=url, detail=detail
+        )
+
+    on_event(bundle.model, "deploying", f"building and deploying {bundle.app_name}")
+    env = settings.modal_environment
+    done = run_modal(
+        "deploy", "-m", ENTRY_MODULE, "--name", bundle.app_name, "--env", env, "--tag", tag,
+        env={BUNDLE_ENV: bundle.to_env()},
+        cwd=settings.root,
+        timeout=DEPLOY_TIMEOUT,
+    )  # fmt: skip
+    if not done.ok:
+        return outcome("failed", detail=done.reason())
+    url = done.web_url()
+    on_event(bundle.model, "recording", "reading the new version")
+    try:
+        version = latest_version(bundle.app_name, env)
+        record(
+            bundle.model,
+            DeployRecord(
+                app=bundle.app_name,
+                spec_hash=bundle.spec_hash,
+                spec=bundle.spec.model_dump(mode="json"),
+                tag=tag,
+                version=version,
+            ),
+        )
+    except Exception as error:  # the app is live; only the bookkeeping failed, and that must be said
+        return outcome("failed", url=url, detail=f"deployed, but the fleet state was not recorded: {error}")
+    return outcome("ok", version=version, url=url)
+
+
+def latest_version(app_name: str, environment: str) -> str:
+    """The app's live version (``v3``), from its deployment history."""
+    rows = checked_json("app", "history", app_name, "--env", environment, "--json")
+    if not rows:
+        raise ModalCommandError(f"app {app_name} has no deployment history")
+    return str(rows[0]["version"])
