@@ -261,10 +261,15 @@ class Run:
                 "edge_runs": [],
             }
         )
+        # Every run starts from an empty prefix cache: vLLM caches prefixes by default, and a run
+        # that repeats earlier prompts would skip their prefill. Both sides of a round send the
+        # same prompts (one seed per round); the order alternates so neither side always goes first.
         for index in range(1, rounds + 1):
-            for side, url in (("direct", engine.url), ("edge_runs", self.edge.url)):
+            sides = [("direct", engine.url), ("edge_runs", self.edge.url)]
+            for side, url in sides if index % 2 else sides[::-1]:
                 tag = f"{side.split('_')[0]}-{index}"
-                self.say(f"throughput {tag}: {url}")
+                reset = probes.status_of(f"{engine.url}/reset_prefix_cache", "POST")
+                self.say(f"throughput {tag}: {url} (prefix cache reset: HTTP {reset})")
                 result = run_bench(
                     url,
                     SERVED_NAME,
@@ -273,7 +278,9 @@ class Run:
                     self.out / f"bench-{tag}.json",
                     self.logs / f"bench-{tag}.log",
                     edge=side == "edge_runs",
+                    seed=index,
                 )
+                result["prefix_cache_reset_status"] = reset
                 self.throughput[side].append(result)
                 self.say(
                     f"throughput {tag}: {result.get('output_throughput')} tok/s, "
@@ -286,6 +293,7 @@ class Run:
         """Edge/direct ratio of output tokens per second, and medians per side (goal >= 0.97)."""
         direct, edge = self.throughput["direct"], self.throughput["edge_runs"]
         summary: dict[str, Any] = {"ratio_output_throughput": ratio(edge, direct)}
+        summary["ratio_per_round"] = [ratio([e], [d]) for e, d in zip(edge, direct, strict=False)]
         for key in ("output_throughput", "request_throughput", "median_ttft_ms", "median_tpot_ms", "p99_ttft_ms"):
             summary[f"direct_{key}"] = [r.get(key) for r in direct]
             summary[f"edge_{key}"] = [r.get(key) for r in edge]
@@ -323,18 +331,25 @@ def main() -> int:
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--phases", default="cold,warm,snapshot,throughput", help="a subset, in this order")
     parser.add_argument("--dry-run", action="store_true", help="against dryrun_vllm.py, to check the plumbing")
     args = parser.parse_args()
     load = Load(requests=args.requests)
     run = Run(args.out, args.model, args.max_model_len, load, dry_run=args.dry_run)
     engine: Engine | None = None
     try:
+        phases = args.phases.split(",")
+        run.lifecycle["phases"] = phases
         run.describe()
-        engine = run.boot("cold", empty_cache=True)
-        run.stop_engine(engine, "cold")
+        if "cold" in phases:
+            engine = run.boot("cold", empty_cache=True)
+            run.stop_engine(engine, "cold")
+        # "warm" is the boot that serves the rest; without "cold" before it, its cache is what it is.
         engine = run.boot("warm", empty_cache=False)
-        run.snapshot_cycle(engine)
-        run.measure_throughput(engine, args.rounds)
+        if "snapshot" in phases or "throughput" in phases:
+            run.snapshot_cycle(engine)  # the edge starts here, and throughput wants a woken engine
+        if "throughput" in phases:
+            run.measure_throughput(engine, args.rounds)
         run.lifecycle["done"] = True
     except Exception:
         run.lifecycle.setdefault("errors", []).append(traceback.format_exc())

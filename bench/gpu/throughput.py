@@ -51,7 +51,7 @@ class Load:
 
 
 def bench_command(
-    base_url: str, served_name: str, tokenizer: str, load: Load, result: Path, *, edge: bool
+    base_url: str, served_name: str, tokenizer: str, load: Load, result: Path, *, edge: bool, seed: int = 0
 ) -> list[str]:
     """The exact ``vllm bench serve`` argv for one measurement."""
     command = [
@@ -91,6 +91,8 @@ def bench_command(
         "--result-filename",
         result.name,
         "--disable-tqdm",
+        "--seed",
+        str(seed),
     ]
     if edge:
         command += ["--header", *PROXY_HEADERS]
@@ -98,10 +100,10 @@ def bench_command(
 
 
 def run_bench(
-    base_url: str, served_name: str, tokenizer: str, load: Load, result: Path, log: Path, *, edge: bool
+    base_url: str, served_name: str, tokenizer: str, load: Load, result: Path, log: Path, *, edge: bool, seed: int = 0
 ) -> dict[str, Any]:
     """One measurement; the figures that matter, the command, and the tool that produced them."""
-    command = bench_command(base_url, served_name, tokenizer, load, result, edge=edge)
+    command = bench_command(base_url, served_name, tokenizer, load, result, edge=edge, seed=seed)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
     started = time.monotonic()
     try:
