@@ -3,6 +3,7 @@
 # stays warm only 30 s after a call). Usage: bash bench/gpu/device.sh 1|2|wait
 #   1    (carry .gpu/p1): vLLM 0.25.0 minus FA3 into /tmp/site; start writing the 7.24B model.
 #   2    (carry .gpu/p2): vLLM's missing wheels + FA3; import check; start bench.gpu.lifecycle; wait.
+#        RUNNER_ARGS (e.g. "--phases warm,snapshot,throughput --rounds 3") go to the runner.
 #   wait (no carry):      wait for the runner; collect again.
 # Everything lives outside the repo (/tmp), because a call that carries another folder removes the
 # earlier one. Results land in /tmp/gpures and are copied to $OUT at the end of every call.
@@ -46,7 +47,7 @@ print('vllm', vllm.__version__, 'FA3', f.FA3_AVAILABLE, 'pydantic', pydantic.VER
   for _ in $(seq 120); do [ -f /tmp/model/DONE ] && break; sleep 1; done
   cat /tmp/make_model.log; [ -f /tmp/model/DONE ] || exit 1
   mkdir -p $RES && cd /tmp/mfb
-  setsid nohup python3 -m bench.gpu.lifecycle --model /tmp/model --out $RES > /tmp/runner.log 2>&1 < /dev/null &
+  setsid nohup python3 -m bench.gpu.lifecycle --model /tmp/model --out $RES ${RUNNER_ARGS:-} > /tmp/runner.log 2>&1 < /dev/null &
   cd - > /dev/null
   wait_runner $(( ${WAIT:-585} - SECONDS ))
   ;;
