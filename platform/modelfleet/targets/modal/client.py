@@ -22,7 +22,9 @@ from modelfleet.errors import FleetError
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _WEB_URL = re.compile(r"https://[A-Za-z0-9.-]+\.modal\.run\S*")
 # Lines of the client's output that are decoration, not the reason for a failure.
-_NOISE = re.compile(r"^[\s│╭╰─┌└├]*$")
+_NOISE = re.compile(r"^[\s│╭╰╮╯─┌└├\d]*$")
+# The client's own one-line verdict ("Error: ...", "InvalidError: ..."), when it printed one.
+_VERDICT = re.compile(r"^(\w*(Error|Exception)|Error): ")
 
 
 class ModalCredentialsError(FleetError):
@@ -62,7 +64,10 @@ class ModalResult:
     def reason(self, lines: int = 3) -> str:
         """The last meaningful lines the client printed: its explanation of a failure."""
         text = _ANSI.sub("", f"{self.stdout}\n{self.stderr}")
-        meaningful = [line.strip(" │╭╰─") for line in text.splitlines() if line.strip() and not _NOISE.match(line)]
+        meaningful = [line.strip(" │╭╰╮╯─") for line in text.splitlines() if not _NOISE.match(line)]
+        verdicts = [line for line in meaningful if _VERDICT.match(line)]
+        if verdicts:
+            return verdicts[-1]
         return " | ".join(meaningful[-lines:]) or f"modal exited with code {self.returncode}"
 
     def web_url(self) -> str:
