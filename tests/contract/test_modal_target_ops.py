@@ -20,6 +20,7 @@ from grpclib import Status
 from modal_proto import api_pb2
 
 from modelfleet.catalog import load_catalog
+from modelfleet.gitinfo import deploy_tag
 from modelfleet.settings import FleetSettings
 from modelfleet.state import load_state_file
 from tests.support.modal_api import ModalApiRecorder
@@ -75,6 +76,24 @@ def test_deploy_all_through_the_cli_reports_every_model_and_exits_1(api: ModalAp
     for model in ALL:
         assert f"fleet-{model}" in out
     assert len(api.requests("AppPublish")) == 3
+
+
+def test_make_deploy_all_deploys_every_model_as_its_own_app(api: ModalApiRecorder) -> None:
+    # `-o` keeps make from re-installing the virtualenv; --allow-dirty because other work is in progress here.
+    done = subprocess.run(
+        ["make", "-o", ".venv/.installed", "deploy-all", "CONFIRM=--yes --allow-dirty"],
+        env={**fleet_env(api), "CI": "1"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 ok" in done.stdout
+    assert sorted(api.apps()) == [f"fleet-{m}" for m in ALL]
+    expected_tag = deploy_tag(REPO, allow_dirty=True)  # the commit, "-dirty" only with uncommitted changes
+    assert {req.deployment_tag for req in api.requests("AppPublish")} == {expected_tag}
 
 
 def test_the_server_going_away_mid_deploy_fails_the_models_without_hanging(api: ModalApiRecorder) -> None:

@@ -7,7 +7,11 @@ a failed deploy says, so they are pinned down directly.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +107,16 @@ def test_a_failed_command_is_summarised_by_the_clients_verdict() -> None:
 def test_the_web_url_is_found_even_when_the_client_wrapped_it() -> None:
     out = "└── Server.serve -> \n        https://ws--fleet-a-server-serve.modal.run 🔑\n✓ App deployed"
     assert ModalResult(("deploy",), 0, out, "").web_url() == "https://ws--fleet-a-server-serve.modal.run"
+
+
+def test_the_app_module_imports_in_a_container_without_the_repo(bundle: ModelBundle, tmp_path: Path) -> None:
+    # Inside a container there is no models/ folder and no fleet.toml: only the baked bundle.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "MODAL_"))}
+    env[BUNDLE_ENV] = bundle.to_env()
+    code = "import modelfleet.targets.modal.entry as e; print(e.app.name, e.BUNDLE.served_name)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fleet-llama33-70b-instruct", "llama-3.3-70b-instruct"]

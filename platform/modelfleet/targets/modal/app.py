@@ -93,13 +93,12 @@ def web_options(bundle: ModelBundle, port: int, startup_timeout: float) -> dict[
     return {"port": port, "startup_timeout": startup_timeout, "requires_proxy_auth": not bundle.spec.auth.public}
 
 
-def seed_options(bundle: ModelBundle, image: modal.Image) -> dict[str, Any]:
-    """Keyword arguments of ``@app.function`` for the seed function: no GPU, weights writable."""
-    weights = bundle.spec.weights
-    token_secret = getattr(weights, "token_secret", None)
+def seed_options(bundle: ModelBundle, image: modal.Image, weights: modal.Volume) -> dict[str, Any]:
+    """Keyword arguments of ``@app.function`` for the seed function: no GPU, ``weights`` writable."""
+    token_secret = getattr(bundle.spec.weights, "token_secret", None)
     return {
         "image": image,
-        "volumes": {bundle.weights.mount_path: weights_volume(bundle)},
+        "volumes": {bundle.weights.mount_path: weights},
         "secrets": [modal.Secret.from_name(token_secret)] if token_secret else [],
         "timeout": SEED_TIMEOUT,
         "cpu": SEED_CPU,

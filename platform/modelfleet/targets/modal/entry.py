@@ -25,6 +25,8 @@ from modelfleet.targets.modal.serving import EDGE_PORT, EDGE_STARTUP_TIMEOUT, Se
 
 BUNDLE = load_bundle()
 _BASE = base_image(BUNDLE)
+# The seed function commits the very volume object it mounts.
+_WEIGHTS = weights_volume(BUNDLE)
 
 app = modal.App(BUNDLE.app_name)
 
@@ -67,7 +69,7 @@ class Server:
         self.runtime.stop()
 
 
-@app.function(**seed_options(BUNDLE, seed_image(_BASE)))
+@app.function(**seed_options(BUNDLE, seed_image(_BASE), _WEIGHTS))
 def seed() -> dict[str, object]:
     """Put the model's pinned weights on the weights volume (verified; a seeded revision is skipped)."""
-    return run_seed(BUNDLE, weights_volume(BUNDLE))
+    return run_seed(BUNDLE, _WEIGHTS)
