@@ -89,6 +89,14 @@ seed: install ## Seed one model's weights onto its volume: make seed MODEL=name
 	@test -n "$(MODEL)" || { echo "usage: make seed MODEL=<folder under models/>"; exit 2; }
 	$(FLEET) seed $(MODEL)
 
+.PHONY: bench
+bench: install ## Run the CPU benchmarks side by side; results as JSON + PNG in bench/results/
+	$(PY) -m bench.fleet_scale
+	$(PY) -m bench.seeding
+	$(PY) -m bench.deploy_scale
+	$(PY) -m bench.edge_overhead
+	$(PY) -m bench.local_cold_start
+
 .PHONY: validate
 validate: install ## Validate every model folder and volume
 	$(FLEET) validate

@@ -25,6 +25,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+
 from tests.support.hf_hub import LoopbackHub, git_blob_sha1
 
 REPO = "acme/tiny-chat"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from grpclib import Status
 from modal_proto import api_pb2
+
 from tests.support.modal_api import ModalApiRecorder
 
 APP_SOURCE = textwrap.dedent(

@@ -7,11 +7,11 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.unit.conftest import MINIMAL_MODEL, REPO_ROOT
 from typer.testing import CliRunner
 
 from modelfleet.cli.app import app
 from modelfleet.schema import SCHEMA_PATH, render_schema
+from tests.unit.conftest import MINIMAL_MODEL, REPO_ROOT
 
 WriteModel = Callable[[str, str], Path]
 runner = CliRunner()

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.unit.conftest import MINIMAL_MODEL
-
 from modelfleet.catalog import Catalog, load_catalog
 from modelfleet.settings import FleetSettings
+from tests.unit.conftest import MINIMAL_MODEL
 
 WriteModel = Callable[[str, str], Path]
 

@@ -6,13 +6,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.unit.conftest import MINIMAL_MODEL
 from typer.testing import CliRunner
 
 from modelfleet.catalog import load_catalog
 from modelfleet.cli.app import app
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord, FleetState, save_state_file
+from tests.unit.conftest import MINIMAL_MODEL
 
 WriteModel = Callable[[str, str], Path]
 runner = CliRunner()

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.unit.conftest import MINIMAL_MODEL
 
 from modelfleet.catalog import Catalog, load_catalog
 from modelfleet.settings import FleetSettings
+from tests.unit.conftest import MINIMAL_MODEL
 
 WriteModel = Callable[[str, str], Path]
 
