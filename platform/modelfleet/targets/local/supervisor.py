@@ -101,6 +101,9 @@ class Supervisor:
                 if self.stopping.is_set():
                     return
                 self.run.last_error = f"vLLM exited with code {self.engine.returncode}"
+                # Whatever is left of its process group (engine core, workers -- or the
+                # whole server, if only its guardian died) must go before a new one binds the port.
+                self.engine.stop(grace=5.0)
             if self.run.restarts >= self.settings.local_max_restarts:
                 self._save("failed")
                 return
