@@ -66,9 +66,16 @@ def save(
         **data,
     }
     json_path = RESULTS / f"{name}.json"
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    json_path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
     _plot(RESULTS / f"{name}.png", bars, ylabel=ylabel, title=title)
     return json_path
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (from vLLM's benchmark results) as plain Python numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in a result file")
 
 
 def _plot(path: Path, bars: dict[str, tuple[float, float, float]], *, ylabel: str, title: str) -> None:
