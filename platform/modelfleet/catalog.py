@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from modelfleet.errors import FleetError
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.errors import describe_errors
 from modelfleet.spec.lints import Finding, lint
@@ -88,6 +89,14 @@ class Catalog:
     def warnings(self) -> list[Problem]:
         """Problems printed but not blocking."""
         return [p for p in self.problems if p.level == "warning"]
+
+    def require(self, name: str) -> CatalogModel:
+        """A model by name; for a folder that exists but does not validate, a FleetError quoting why."""
+        if name not in self.models:
+            broken = [p for p in self.errors if p.file.parent.name == name]
+            if broken:
+                raise FleetError(f"model {name!r} does not validate: {broken[0].render(self.root)}")
+        return self.get(name)
 
     def get(self, name: str) -> CatalogModel:
         """A model by folder name, or a KeyError that lists the known names."""

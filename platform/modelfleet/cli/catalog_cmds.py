@@ -9,7 +9,6 @@ import tomli_w
 import typer
 from rich.table import Table
 
-from modelfleet.catalog import Catalog, CatalogModel
 from modelfleet.cli.common import (
     UserError,
     console,
@@ -77,7 +76,7 @@ def show(
     """The effective config of one model, after fleet defaults are merged in."""
     with user_errors():
         _settings, catalog = load_settings_and_catalog()
-        model = _get_or_explain(catalog, name)
+        model = catalog.require(name)
         data = model.spec.model_dump(mode="json", exclude_none=True)
         if output == "json":
             typer.echo(json.dumps(data, indent=2))
@@ -153,15 +152,6 @@ def cost() -> None:
             "total", "", "", f"{total_floor:.2f}", f"{total_floor * HOURS_PER_MONTH:,.0f}", f"{total_ceiling:.2f}"
         )
         console.print(table)
-
-
-def _get_or_explain(catalog: Catalog, name: str) -> CatalogModel:
-    """The model, or a user error that quotes why its folder does not validate."""
-    if name not in catalog.models:
-        broken = [p for p in catalog.errors if p.file.parent.name == name]
-        if broken:
-            raise UserError(f"model {name!r} does not validate: {broken[0].render(catalog.root)}")
-    return catalog.get(name)
 
 
 def register(app: typer.Typer) -> None:

@@ -44,7 +44,7 @@ def deploy(
     """Deploy (Modal) or start (local) the named models."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        run_deploy(settings, catalog, [_pick(catalog, name) for name in names], yes=yes, allow_dirty=allow_dirty)
+        run_deploy(settings, catalog, [catalog.require(name) for name in names], yes=yes, allow_dirty=allow_dirty)
 
 
 def deploy_all(
@@ -109,14 +109,6 @@ def _local_tag(settings: FleetSettings) -> str:
         return deploy_tag(settings.root, allow_dirty=True)
     except GitError:
         return "local"
-
-
-def _pick(catalog: Catalog, name: str) -> CatalogModel:
-    if name not in catalog.models:
-        broken = [p for p in catalog.errors if p.file.parent.name == name]
-        if broken:
-            raise UserError(f"model {name!r} does not validate: {broken[0].render(catalog.root)}")
-    return catalog.get(name)
 
 
 def print_outcomes(outcomes: list[DeployOutcome], *, title: str) -> None:

@@ -8,9 +8,9 @@ autocompletion) and the docs.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from modelfleet.spec.base import StrictModel
 from modelfleet.spec.gpus import KNOWN_GPUS, GpuType, parse_gpu_ref
@@ -122,6 +122,17 @@ def refused_flag(args: list[str]) -> str | None:
     return None
 
 
+def _no_platform_flags(args: list[str]) -> list[str]:
+    reason = refused_flag(args)
+    if reason:
+        raise ValueError(reason)
+    return args
+
+
+# Extra vLLM flags, verbatim, minus the ones the platform owns.
+ExtraArgs = Annotated[list[str], AfterValidator(_no_platform_flags)]
+
+
 class VllmSpec(StrictModel):
     """vLLM's serving settings; the platform adds host, port, model path and served name."""
 
@@ -135,15 +146,7 @@ class VllmSpec(StrictModel):
     quantization: (
         Literal["fp8", "awq", "gptq", "awq_marlin", "gptq_marlin", "bitsandbytes", "compressed-tensors"] | None
     ) = Field(default=None, description="Quantization method, if the checkpoint needs one named.")
-    extra_args: list[str] = Field(default_factory=list, description="More `vllm serve` flags, verbatim.")
-
-    @field_validator("extra_args")
-    @classmethod
-    def _no_platform_flags(cls, args: list[str]) -> list[str]:
-        reason = refused_flag(args)
-        if reason:
-            raise ValueError(reason)
-        return args
+    extra_args: ExtraArgs = Field(default_factory=list, description="More `vllm serve` flags, verbatim.")
 
 
 class ScalingSpec(StrictModel):
@@ -203,15 +206,7 @@ class LocalSpec(StrictModel):
     max_num_seqs: int | None = Field(default=None, ge=1, description="Fewer sequences for small machines.")
     kv_cache_gib: int = Field(default=1, ge=1, le=256, description="CPU KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
     enforce_eager: bool = Field(default=True, description="Skip torch.compile: halves start-up on CPU.")
-    extra_args: list[str] = Field(default_factory=list, description="More flags for local serving only.")
-
-    @field_validator("extra_args")
-    @classmethod
-    def _no_platform_flags(cls, args: list[str]) -> list[str]:
-        reason = refused_flag(args)
-        if reason:
-            raise ValueError(reason)
-        return args
+    extra_args: ExtraArgs = Field(default_factory=list, description="More flags for local serving only.")
 
 
 class ModelSpec(StrictModel):
