@@ -10,18 +10,20 @@ without ever reaching vLLM.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+import aiohttp
 import anyio.to_thread
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from yarl import URL
 
 from modelfleet.runtime.edge_http import RelayResponse, RequestIdMiddleware, error_response, request_id_of
 from modelfleet.runtime.tokens import TokenStore, parse_credentials
@@ -120,25 +122,21 @@ def build_edge(config: EdgeConfig) -> Starlette:
     """The ASGI app: allowlisted routes forwarded, everything else 404."""
     if config.auth_mode == "tokens" and config.token_store is None:
         raise ValueError("auth_mode 'tokens' needs a token_store")
-    client = httpx.AsyncClient(
-        base_url=config.upstream_url,
-        timeout=httpx.Timeout(config.upstream_timeout, connect=5.0),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-    )
+    upstream = _Upstream(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await client.aclose()
+        await upstream.aclose()
 
     async def health(request: Request) -> Response:
         info = config.health_info() if config.health_info else {}
         state: str = config.engine_state()
         if state == "ready":
             try:
-                upstream = await client.get("/health", timeout=5.0)
-                state = "ok" if upstream.status_code == 200 else "unavailable"
-            except httpx.HTTPError:
+                async with upstream.session().get(upstream.url("/health"), timeout=_HEALTH_TIMEOUT) as answer:
+                    state = "ok" if answer.status == 200 else "unavailable"
+            except (aiohttp.ClientError, TimeoutError):
                 state = "unavailable"
         if state == "ok":
             return JSONResponse({"status": "ok", **info})
@@ -158,22 +156,19 @@ def build_edge(config: EdgeConfig) -> Starlette:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
         # vLLM uses it as its own request id, so its logs and ours line up.
         headers["x-request-id"] = request_id_of(request)
-        upstream_request = client.build_request(
-            request.method, request.url.path, params=request.query_params, headers=headers, content=body
-        )
+        unavailable = ("the model is not running; retry shortly", "unavailable", config.retry_after_seconds)
         try:
-            upstream = await client.send(upstream_request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout):
-            return error_response(
-                503, "the model is not running; retry shortly", "unavailable", config.retry_after_seconds
+            answer = await upstream.session().request(
+                request.method, upstream.url(request.url.path, request.url.query), headers=headers, data=body
             )
-        except httpx.TimeoutException:
+        except aiohttp.ConnectionTimeoutError:
+            return error_response(503, *unavailable)
+        except TimeoutError:
+            # No headers within the read timeout; the failed request's connection is closed, so vLLM aborts it.
             return error_response(504, "the model did not answer in time", "timeout")
-        except httpx.HTTPError:
-            return error_response(
-                503, "the model is not running; retry shortly", "unavailable", config.retry_after_seconds
-            )
-        return RelayResponse(upstream)
+        except aiohttp.ClientError:
+            return error_response(503, *unavailable)
+        return RelayResponse(answer)
 
     async def metrics(request: Request) -> Response:
         if config.auth_mode == "public":
@@ -207,13 +202,69 @@ def edge_server(config: EdgeConfig, *, host: str, port: int) -> uvicorn.Server:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=75,
+        **fast_uvicorn_options(),
     )
     return uvicorn.Server(uvicorn_config)
+
+
+def fast_uvicorn_options() -> dict[str, Any]:
+    """uvloop and httptools where installed: the edge's per-chunk work then runs in C, not in asyncio and h11.
+
+    uvicorn's "auto" picks them too, but silently falls back; naming them makes the choice visible
+    and lets owners that build their own ``uvicorn.Config`` (Modal, the local supervisor) pass the same.
+    """
+    options: dict[str, Any] = {}
+    if importlib.util.find_spec("uvloop") is not None:
+        options["loop"] = "uvloop"
+    if importlib.util.find_spec("httptools") is not None:
+        options["http"] = "httptools"
+    return options
 
 
 def serve_edge(config: EdgeConfig, *, host: str, port: int) -> None:
     """Serve the edge on host:port until the process is told to stop (blocks)."""
     edge_server(config, host=host, port=port).run()
+
+
+_HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
+
+
+class _Upstream:
+    """The connection pool to vLLM: aiohttp, whose C HTTP parser makes relaying a streamed chunk cheap.
+
+    httpx parsed every chunk of vLLM's chunked SSE answer in pure Python (h11) and cost
+    the edge about 0.9 of direct throughput on a GPU at concurrency 64; aiohttp (a vLLM
+    dependency already) does the same work in C. The session is made on first use because
+    aiohttp binds it to the running event loop, which the edge only has once it serves.
+    """
+
+    def __init__(self, config: EdgeConfig) -> None:
+        self.base = config.upstream_url.rstrip("/")
+        # sock_read: the longest silence between two reads (headers or chunks), as httpx's read timeout was.
+        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=config.upstream_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session, made in the serving loop the first time it is needed."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=60.0),
+                timeout=self.timeout,
+                # Bytes pass as vLLM wrote them (content-encoding included); no cookies between users.
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    def url(self, path: str, query: str = "") -> URL:
+        """vLLM's URL for ``path``; the query string passes through as the client encoded it."""
+        return URL(f"{self.base}{path}?{query}" if query else f"{self.base}{path}", encoded=True)
+
+    async def aclose(self) -> None:
+        """Close the pool when the edge stops."""
+        if self._session is not None:
+            await self._session.close()
 
 
 class _TooLarge(Exception):

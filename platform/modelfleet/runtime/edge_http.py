@@ -13,8 +13,8 @@ import time
 import uuid
 from typing import Any
 
+import aiohttp
 import anyio
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,7 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("modelfleet.edge")
 
 # Response headers that describe vLLM's hop, not ours.
-_DROP_RESPONSE = {"content-length", "connection", "keep-alive", "transfer-encoding", "server", "date", "x-request-id"}
+_DROP_RESPONSE = {
+    name.encode()
+    for name in ("content-length", "connection", "keep-alive", "transfer-encoding", "server", "date", "x-request-id")
+}
 
 
 def error_response(status: int, message: str, kind: str, retry_after: int | None = None) -> JSONResponse:
@@ -41,14 +44,13 @@ def request_id_of(request: Request) -> str:
 class RelayResponse(Response):
     """vLLM's response, passed on as it arrives; hanging up closes the upstream request."""
 
-    def __init__(self, upstream: httpx.Response) -> None:
+    def __init__(self, upstream: aiohttp.ClientResponse) -> None:
         self.upstream = upstream
-        self.status_code = upstream.status_code
+        self.status_code = upstream.status
         self.background = None
+        # aiohttp keeps the raw header bytes: no decode/encode round trip per header.
         self.raw_headers = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in upstream.headers.items()
-            if name.lower() not in _DROP_RESPONSE
+            (name.lower(), value) for name, value in upstream.raw_headers if name.lower() not in _DROP_RESPONSE
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,19 +70,23 @@ class RelayResponse(Response):
         except OSError:
             pass  # the server says the client is gone (ASGI 2.4 servers raise on send)
         finally:
-            # Shielded: when the client left we are being cancelled, and this close is
-            # exactly what tells vLLM to abort the generation.
-            with anyio.CancelScope(shield=True):
-                await self.upstream.aclose()
+            # Synchronous, so it runs even while we are being cancelled: when the client
+            # left, this close is exactly what tells vLLM to abort the generation.
+            # close() drops the connection (vLLM sees the hang-up); a finished stream's goes back to the pool.
+            if self.upstream.content.is_eof():
+                self.upstream.release()
+            else:
+                self.upstream.close()
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         try:
-            async for chunk in self.upstream.aiter_raw():
+            # iter_any: whatever arrived since the last read, at once (no re-chunking, no buffering).
+            async for chunk in self.upstream.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.TimeoutException:
+        except TimeoutError:
             log.warning("upstream stalled past its timeout; ending the stream")
-        except httpx.HTTPError as error:
+        except aiohttp.ClientError as error:
             log.warning("upstream broke mid-response (%s); ending the stream", error.__class__.__name__)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
