@@ -25,7 +25,7 @@ from modelfleet.settings import FleetSettings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACTIONLINT = REPO_ROOT / "ci" / "tools" / "actionlint.mjs"
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
-SECRETS = {"MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "FLEET_PROXY_TOKEN_ID", "FLEET_PROXY_TOKEN_SECRET", "HF_TOKEN"}
+SECRETS = {"MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "FLEET_PROXY_TOKEN_ID", "FLEET_PROXY_TOKEN_SECRET"}
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
 BROKEN_WORKFLOW = """\
