@@ -100,8 +100,20 @@ def test_new_scaffolds_a_folder_that_validates(fleet_repo: Path) -> None:
     assert result.exit_code == 0, result.output
     text = (fleet_repo / "models/my-model/model.toml").read_text()
     assert 'repo = "org/My-Model"' in text and "tensor_parallel_size = 2" in text
+    # Two GPUs: the scaffold turns the GPU snapshot off (it would not restore), with the reason.
+    assert "gpu_snapshot = false" in text and "NVIDIA/cuda-checkpoint#27" in text
     assert (fleet_repo / "models/my-model/README.md").is_file()
     assert runner.invoke(app, ["validate"]).exit_code == 0
+
+
+def test_new_on_one_gpu_keeps_the_fleet_default_gpu_snapshot(fleet_repo: Path) -> None:
+    result = runner.invoke(
+        app, ["new", "one", "--hf", "org/One", "--revision", SHA, "--gpu", "L40S", "--params-b", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "gpu_snapshot" not in (fleet_repo / "models/one/model.toml").read_text()
+    show = runner.invoke(app, ["show", "one", "--format", "json"])
+    assert json.loads(show.output)["snapshot"]["gpu_snapshot"] is True
 
 
 def test_new_refuses_what_would_not_validate_and_writes_nothing(fleet_repo: Path) -> None:

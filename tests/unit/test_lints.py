@@ -10,6 +10,7 @@ from modelfleet.settings import FleetSettings
 from tests.unit.conftest import MINIMAL_MODEL
 
 WriteModel = Callable[[str, str], Path]
+SNAPSHOT_WITHOUT_GPU = "\n[snapshot]\ngpu_snapshot = false\n"
 
 
 def _load() -> Catalog:
@@ -53,7 +54,8 @@ def test_every_fallback_gpu_must_fit_too(write_model: WriteModel) -> None:
 
 
 def test_tensor_parallel_must_equal_the_gpu_count(write_model: WriteModel) -> None:
-    write_model("tiny", MINIMAL_MODEL.replace('type = "H100"', 'type = "H100"\ncount = 2'))
+    # (No GPU snapshot: on two GPUs it is an error of its own.)
+    write_model("tiny", MINIMAL_MODEL.replace('type = "H100"', 'type = "H100"\ncount = 2') + SNAPSHOT_WITHOUT_GPU)
     (message,) = _findings(_load(), "error")
     assert message == (
         "vllm.tensor_parallel_size: tensor_parallel_size is 1 but GPU option H100:2 has 2 GPU(s); "
@@ -122,3 +124,40 @@ def test_zero_warmup_with_snapshots_warns(write_model: WriteModel) -> None:
     write_model("tiny", MINIMAL_MODEL + "\n[snapshot]\nwarmup_requests = 0\n")
     (message,) = _findings(_load(), "warning")
     assert message.startswith("snapshot.warmup_requests: warmup_requests is 0")
+
+
+def _two_gpus(extra_gpu: str = "") -> str:
+    """MINIMAL_MODEL on 2 x H100, tensor parallel 2 (a valid multi-GPU model but for the snapshot)."""
+    return MINIMAL_MODEL.replace('type = "H100"', f'type = "H100"\ncount = 2{extra_gpu}').replace(
+        "max_num_seqs = 64", "max_num_seqs = 64\ntensor_parallel_size = 2"
+    )
+
+
+def test_a_gpu_snapshot_of_a_multi_gpu_model_is_an_error_with_the_reason_and_the_fix(write_model: WriteModel) -> None:
+    # fleet.toml's defaults turn gpu_snapshot on; a tensor-parallel container cannot be restored from one.
+    write_model("tiny", _two_gpus('\nfallbacks = ["A100-80GB:2"]'))
+    catalog = _load()
+    assert "tiny" not in catalog.models
+    (message,) = _findings(catalog, "error")
+    assert message.startswith(
+        "snapshot.gpu_snapshot: a GPU snapshot needs a single-GPU container, and this model spans several GPUs "
+        "(gpu.count = 2, vllm.tensor_parallel_size = 2, fallback A100-80GB:2): cuda-checkpoint does not "
+        "checkpoint the IPC memory tensor parallelism uses"
+    )
+    assert "NVIDIA/cuda-checkpoint#27" in message
+    assert message.endswith(
+        "set gpu_snapshot = false (a memory-only snapshot: every cold start loads the weights) or serve on one GPU"
+    )
+
+
+def test_a_multi_gpu_model_with_a_memory_only_snapshot_validates(write_model: WriteModel) -> None:
+    write_model("tiny", _two_gpus() + SNAPSHOT_WITHOUT_GPU)
+    catalog = _load()
+    assert [p.message for p in catalog.errors] == []
+    assert "tiny" in catalog.models
+
+
+def test_a_single_gpu_model_keeps_the_gpu_snapshot(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL)
+    spec = _load().get("tiny").spec
+    assert spec.snapshot.gpu_snapshot is True

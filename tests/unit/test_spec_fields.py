@@ -111,7 +111,7 @@ def test_unknown_fallback_gpu_is_rejected(write_model: WriteModel) -> None:
         ("vllm", 'extra_args = ["--api-key=abc"]', "vllm.extra_args: --api-key is owned by the platform"),
         ("vllm", 'extra_args = ["--served-model-name", "x"]', "set weights.served_model_name"),
         ("vllm", 'extra_args = ["--max-model-len", "4096"]', "set vllm.max_model_len"),
-        ("snapshot", "sleep_level = 3", "snapshot.sleep_level: 3 is not one of: 1, 2"),
+        ("snapshot", "sleep_level = 3", "snapshot.sleep_level: 3 is not one of: 1"),
         ("snapshot", "warmup_requests = -2", "snapshot.warmup_requests: Input should be greater than or equal to 0"),
         ("auth", 'public = "yes please"', "auth.public: Input should be a valid boolean"),
         ("local", 'device = "tpu"', "local.device: 'tpu' is not one of: cpu, cuda"),
@@ -206,3 +206,13 @@ def test_every_broken_folder_is_reported_at_once(write_model: WriteModel) -> Non
     catalog = _load()
     assert {p.file.parent.name for p in catalog.errors} == {"one", "two"}
     assert list(catalog.models) == ["three"]
+
+
+def test_sleep_level_2_is_refused_because_wake_does_not_reload_the_weights(write_model: WriteModel) -> None:
+    write_model("tiny", _with("snapshot", "sleep_level = 2"))
+    (message,) = _messages(_load())
+    assert message == (
+        "models/tiny/model.toml: snapshot.sleep_level: sleep level 2 discards the weights and vLLM's wake does "
+        "not reload them, so the restored server would answer garbage; use sleep_level = 1 (weights kept in "
+        "host memory)"
+    )

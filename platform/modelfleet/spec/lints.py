@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from modelfleet.spec.gpus import GPU_MEMORY_GB
+from modelfleet.spec.gpus import GPU_MEMORY_GB, parse_gpu_ref
 from modelfleet.spec.model import ModelSpec
 from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
 
@@ -65,6 +65,7 @@ def lint(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
     findings += _fits_gpu(spec)
     findings += _concurrency_fits_batch(spec)
     findings += _snapshot_is_possible(spec)
+    findings += _gpu_snapshot_is_single_gpu(spec)
     findings += _floor_cost(spec, prices)
     findings += _auth(spec)
     return findings
@@ -176,6 +177,37 @@ def _snapshot_is_possible(spec: ModelSpec) -> list[Finding]:
             )
         )
     return findings
+
+
+def _gpu_snapshot_is_single_gpu(spec: ModelSpec) -> list[Finding]:
+    """A GPU snapshot of a multi-GPU container would not restore.
+
+    cuda-checkpoint, which Modal's GPU snapshots rest on, does not checkpoint CUDA IPC
+    memory, and tensor-parallel vLLM shares memory between its GPU workers through it
+    (NCCL, custom all-reduce): NVIDIA/cuda-checkpoint#27 reports a 2-GPU vLLM server that
+    could not be restored. vLLM's own engine snapshots support TP=1 only, and every
+    Modal GPU-snapshot example uses one GPU (notes/modal.md, "GPU snapshots and several GPUs").
+    """
+    if not spec.snapshot.gpu_snapshot:
+        return []
+    reasons = []
+    if spec.gpu.count > 1:
+        reasons.append(f"gpu.count = {spec.gpu.count}")
+    if spec.vllm.tensor_parallel_size > 1:
+        reasons.append(f"vllm.tensor_parallel_size = {spec.vllm.tensor_parallel_size}")
+    reasons += [f"fallback {ref}" for ref in spec.gpu.fallbacks if parse_gpu_ref(ref)[1] > 1]
+    if not reasons:
+        return []
+    return [
+        Finding(
+            "error",
+            "snapshot.gpu_snapshot",
+            f"a GPU snapshot needs a single-GPU container, and this model spans several GPUs ({', '.join(reasons)}): "
+            "cuda-checkpoint does not checkpoint the IPC memory tensor parallelism uses (NCCL, custom all-reduce), "
+            "so the restore fails (NVIDIA/cuda-checkpoint#27), and vLLM's own engine snapshots support TP=1 only; "
+            "set gpu_snapshot = false (a memory-only snapshot: every cold start loads the weights) or serve on one GPU",
+        )
+    ]
 
 
 def _floor_cost(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:

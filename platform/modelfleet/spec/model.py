@@ -184,11 +184,30 @@ class SnapshotSpec(StrictModel):
     """Memory + GPU snapshot of a warmed server put to sleep: cold starts in seconds."""
 
     enabled: bool = Field(default=True, description="Take a memory snapshot after warm-up (vLLM sleep mode).")
-    gpu_snapshot: bool = Field(default=True, description="Also snapshot GPU memory (Modal alpha feature).")
-    warmup_requests: int = Field(default=3, ge=0, le=100, description="Chat requests sent before sleeping.")
-    sleep_level: Literal[1, 2] = Field(
-        default=1, description="1 keeps weights in CPU RAM (fast wake); 2 drops them (smaller snapshot)."
+    gpu_snapshot: bool = Field(
+        default=True,
+        description="Also snapshot GPU memory (Modal alpha feature); one GPU only: `fleet validate` refuses it "
+        "on a multi-GPU model.",
     )
+    warmup_requests: int = Field(default=3, ge=0, le=100, description="Chat requests sent before sleeping.")
+    sleep_level: Literal[1] = Field(
+        default=1,
+        description="vLLM sleep level before the snapshot. Only 1 (weights kept in pinned host memory, restored on "
+        "wake): level 2 discards the weights and wake does not reload them.",
+    )
+
+    @field_validator("sleep_level", mode="before")
+    @classmethod
+    def _sleep_level_keeps_the_weights(cls, level: object) -> object:
+        # vLLM's sleep level 2 frees the weights instead of copying them to host memory; /wake_up
+        # re-allocates the buffers but does not reload them (that takes vLLM's reload_weights), so
+        # a woken level-2 server answers garbage (notes/modal.md, "vLLM under snapshot/restore").
+        if level == 2:
+            raise ValueError(
+                "sleep level 2 discards the weights and vLLM's wake does not reload them, so the restored "
+                "server would answer garbage; use sleep_level = 1 (weights kept in host memory)"
+            )
+        return level
 
 
 class AuthSpec(StrictModel):
