@@ -84,7 +84,8 @@ def test_a_gpu_snapshot_without_the_memory_snapshot_is_an_error(write_model: Wri
 
 
 def test_snapshots_on_a_vllm_without_sleep_mode_are_an_error(write_model: WriteModel) -> None:
-    write_model("tiny", MINIMAL_MODEL + '\n[image]\nvllm_version = "0.6.3"\n')
+    old_stack = '\n[image]\nvllm_version = "0.6.3"\nbase = "nvidia/cuda:12.1.1-devel-ubuntu22.04"\n'
+    write_model("tiny", MINIMAL_MODEL + old_stack)
     (message,) = _findings(_load(), "error")
     assert "needs vllm >= 0.8.0" in message and "image.vllm_version is 0.6.3" in message
 

@@ -10,6 +10,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from modelfleet.spec.cuda import (
+    DEVEL_IMAGE_FOR_CUDA,
+    VLLM_CUDA,
+    VLLM_OPENAI_REPO,
+    base_cuda_version,
+    vllm_cuda_row,
+    vllm_openai_tag_version,
+)
 from modelfleet.spec.gpus import GPU_MEMORY_GB, parse_gpu_ref
 from modelfleet.spec.model import ModelSpec
 from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
@@ -66,6 +74,7 @@ def lint(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
     findings += _concurrency_fits_batch(spec)
     findings += _snapshot_is_possible(spec)
     findings += _gpu_snapshot_is_single_gpu(spec)
+    findings += _base_matches_vllm_cuda(spec)
     findings += _floor_cost(spec, prices)
     findings += _auth(spec)
     return findings
@@ -208,6 +217,57 @@ def _gpu_snapshot_is_single_gpu(spec: ModelSpec) -> list[Finding]:
             "set gpu_snapshot = false (a memory-only snapshot: every cold start loads the weights) or serve on one GPU",
         )
     ]
+
+
+def _base_matches_vllm_cuda(spec: ModelSpec) -> list[Finding]:
+    """The base image must carry the CUDA major the pinned vLLM's wheel is built for."""
+    base, version = spec.image.base, spec.image.vllm_version
+    tagged = vllm_openai_tag_version(base)
+    if tagged is not None:
+        if tagged == version:
+            return []  # vLLM's own image of that release: CUDA, torch and vLLM already match
+        return [
+            Finding(
+                "error",
+                "image.base",
+                f"{base!r} carries {'vLLM ' + tagged if tagged else 'an unversioned vLLM'}, but image.vllm_version "
+                f"is {version}: use '{VLLM_OPENAI_REPO}:v{version}' so the image's CUDA, torch and vLLM match",
+            )
+        ]
+    row = vllm_cuda_row(version)
+    if row is None:
+        known = f"{'.'.join(map(str, VLLM_CUDA[0].first))} up to {'.'.join(map(str, VLLM_CUDA[-1].before))}"
+        return [
+            Finding(
+                "warning",
+                "image.vllm_version",
+                f"vLLM {version} is not in the CUDA table (platform/modelfleet/spec/cuda.py knows {known}, "
+                f"exclusive), so the base image's CUDA is unchecked: look up the CUDA its wheel links "
+                f"(PyPI / release notes) and add a row, or use '{VLLM_OPENAI_REPO}:v{version}'",
+            )
+        ]
+    want = row.cuda_major
+    fix = f"use a CUDA {want} devel image such as '{DEVEL_IMAGE_FOR_CUDA[want]}', or '{VLLM_OPENAI_REPO}:v{version}'"
+    cuda = base_cuda_version(base)
+    if cuda is None:
+        return [
+            Finding(
+                "warning",
+                "image.base",
+                f"cannot read a CUDA version from {base!r}, and vLLM {version} is built for CUDA {want}: "
+                f"make sure the image carries CUDA {want}, or {fix}",
+            )
+        ]
+    if cuda[0] != want:
+        return [
+            Finding(
+                "error",
+                "image.base",
+                f"{base!r} carries CUDA {cuda[0]}.{cuda[1]}, but vLLM {version} is built for CUDA {want} "
+                f"(its wheel links libcudart.so.{want}; {row.source}); {fix}",
+            )
+        ]
+    return []
 
 
 def _floor_cost(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:

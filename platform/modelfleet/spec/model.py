@@ -24,8 +24,9 @@ class ImageSpec(StrictModel):
     """The container image: every version pinned, so a rebuild serves the same stack."""
 
     base: str = Field(
-        default="nvidia/cuda:12.8.1-devel-ubuntu22.04",
-        description="Base image with an explicit tag: a CUDA image or `vllm/vllm-openai:vX.Y.Z`.",
+        default="nvidia/cuda:13.0.1-devel-ubuntu22.04",
+        description="Base image with an explicit tag: a CUDA devel image of the CUDA major vllm_version is built "
+        "for, or `vllm/vllm-openai:v<vllm_version>`.",
     )
     python_version: Literal["3.10", "3.11", "3.12", "3.13"] = Field(default="3.12", description="Python in the image.")
     vllm_version: str = Field(default="0.25.0", pattern=_EXACT_VERSION, description="Exact vLLM version installed.")
@@ -42,7 +43,7 @@ class ImageSpec(StrictModel):
     def _base_is_pinned(cls, base: str) -> str:
         name, sep, tag = base.rpartition(":")
         if not sep or "/" in tag or not name:
-            raise ValueError(f"base image {base!r} has no tag; pin one, e.g. 'nvidia/cuda:12.8.1-devel-ubuntu22.04'")
+            raise ValueError(f"base image {base!r} has no tag; pin one, e.g. 'nvidia/cuda:13.0.1-devel-ubuntu22.04'")
         if tag == "latest":
             raise ValueError(f"base image {base!r} uses ':latest', which moves; pin a version tag")
         return base
