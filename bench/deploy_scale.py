@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from tests.support.modal_api import ModalApiRecorder
+from tests.support.modal_api_target import create_workspace
 
 from bench.harness import save, summary
 
@@ -50,6 +51,7 @@ def generate_fleet(repo: Path, count: int) -> None:
 def deploy_all(repo: Path, concurrency: int, count: int) -> float:
     """Seconds for one ``fleet deploy-all --yes`` against a fresh recorder."""
     with ModalApiRecorder() as api:
+        create_workspace(api, repo)  # the recorder is strict: volumes and secrets must exist
         env = api.subprocess_env()
         for key in [k for k in env if k.startswith("FLEET_")]:
             del env[key]

@@ -77,8 +77,11 @@ TIMEOUT_S = 90
 
 @pytest.fixture
 def api() -> Iterator[ModalApiRecorder]:
-    """A fresh recorder per test, so call logs and app histories never leak between tests."""
+    """A fresh recorder per test, so call logs and app histories never leak between tests.
+
+    It holds the Secret APP_SOURCE names, as the workspace would (lookups are strict)."""
     with ModalApiRecorder() as recorder:
+        recorder.create_secret("huggingface-secret", {"HF_TOKEN": "hf_placeholder"})
         yield recorder
 
 

@@ -23,7 +23,7 @@ from modelfleet.catalog import Catalog, CatalogModel, load_catalog
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.modal.image import RUNTIME_PACKAGES
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, drive, fleet_env
+from tests.support.modal_api_target import REPO, create_workspace, drive, fleet_env
 
 EXAMPLE_MODELS = ["llama31-8b-instruct", "llama33-70b-instruct", "qwen25-vl-7b-instruct", "smollm2-135m"]
 
@@ -39,6 +39,7 @@ class FleetDeploy:
 def fleet() -> Iterator[FleetDeploy]:
     """The whole example fleet deployed once, tag ``commit-1``."""
     with ModalApiRecorder() as api:
+        create_workspace(api)
         outcomes = drive(api, "deploy", "commit-1")
         catalog = load_catalog(FleetSettings(root=REPO))
         yield FleetDeploy(api, catalog, {o["model"]: o for o in outcomes})
@@ -233,6 +234,7 @@ def public_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mod
         + "\n[auth]\npublic = true\n\n[snapshot]\nenabled = false\ngpu_snapshot = false\n"
     )
     with ModalApiRecorder() as api:
+        create_workspace(api, root)
         (outcome,) = drive(api, "deploy", "commit-9", root=root)
         assert outcome["result"] == "ok", outcome
         yield api, load_catalog(FleetSettings(root=root)).get("open-demo")

@@ -24,7 +24,7 @@ from modelfleet.gitinfo import deploy_tag
 from modelfleet.settings import FleetSettings
 from modelfleet.state import load_state_file
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, TIMEOUT_S, drive, fleet_env, run_driver
+from tests.support.modal_api_target import REPO, TIMEOUT_S, create_workspace, drive, fleet_env, run_driver
 
 FLEET = Path(sys.executable).parent / "fleet"
 ALL = ["llama31-8b-instruct", "llama33-70b-instruct", "qwen25-vl-7b-instruct", "smollm2-135m"]
@@ -32,7 +32,9 @@ ALL = ["llama31-8b-instruct", "llama33-70b-instruct", "qwen25-vl-7b-instruct", "
 
 @pytest.fixture
 def api() -> Iterator[ModalApiRecorder]:
+    """A fresh recorder holding the volumes and secrets a real workspace has before a deploy."""
     with ModalApiRecorder() as recorder:
+        create_workspace(recorder)
         yield recorder
 
 

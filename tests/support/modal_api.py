@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import tempfile
@@ -36,7 +37,7 @@ from grpclib.server import Server, Stream
 from modal_proto import api_grpc, api_pb2
 
 from .modal_api_handlers import ModalApiHandlers
-from .modal_api_state import AppRecord, ModalState
+from .modal_api_state import AppRecord, ContainerRecord, ModalState, new_object_id
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,11 @@ class ModalApiRecorder(ModalApiHandlers):
       - ``apps()``: deployed apps by name (``AppRecord`` snapshots, ``.deployments`` history);
         ``all_apps()``: every app by id; ``dict_contents(name)``: a named Dict's raw entries;
         ``uploaded_files()``: mount file name -> bytes uploaded by the client.
-      - Containers: ``start_container(app_name)`` pretends Modal started one; ``running_containers(app_name)``.
+      - Workspace objects, as a person creates them before a deploy (``modal secret create``,
+        ``modal volume create``): ``create_secret(name, values)``, ``create_volume(name)``;
+        ``secret_names()`` / ``volume_names()`` list what exists.
+      - Containers: ``start_container(app_name)`` pretends Modal started one (of the live
+        version); ``running_containers(app_name)``; ``containers(app_name)``: every record.
       - Failure injection: ``fail_function_create_for(app_substring)``, ``go_away(after_calls)``,
         ``stop()``.
     """
@@ -123,10 +128,12 @@ class ModalApiRecorder(ModalApiHandlers):
         environment: str = "main",
         image_builder_version: str = "2025.06",
         workspace: str = "modelfleet-test",
-        strict_lookups: bool = False,
+        strict_lookups: bool = True,
     ) -> None:
-        """``strict_lookups``: missing Volumes/Secrets looked up without create are NOT_FOUND
-        (like Modal); by default they spring into existence so fleet code needs no setup."""
+        """``strict_lookups`` (default, as on Modal): a Volume or Secret looked up by name without
+        create_if_missing is NOT_FOUND until it exists (``create_volume`` / ``create_secret``),
+        and a Secret without a required key fails. ``False`` lets missing ones spring into
+        existence, for tests about something else entirely."""
         self.state = ModalState(
             environment=environment,
             image_builder_version=image_builder_version,
@@ -254,11 +261,50 @@ class ModalApiRecorder(ModalApiHandlers):
         merged.setdefault("PYTHONUNBUFFERED", "1")
         return merged
 
+    # ---- workspace objects ---------------------------------------------------------------
+    def create_secret(self, name: str, values: Mapping[str, str], environment: str | None = None) -> str:
+        """A named Secret, as ``modal secret create NAME KEY=VALUE...`` makes it; its id."""
+        with self._lock:
+            key = (environment or self.state.environment, name)
+            secret_id = new_object_id("st")
+            self.state.secrets[key] = (secret_id, dict(values))
+            return secret_id
+
+    def create_volume(self, name: str, environment: str | None = None, *, version: int = 2) -> str:
+        """A named Volume (file-system ``version`` 2 by default), as ``modal volume create``; its id."""
+        with self._lock:
+            key = (environment or self.state.environment, name)
+            volume_id = new_object_id("vo")
+            self.state.volumes[key] = (volume_id, version)
+            return volume_id
+
+    def secret_names(self, environment: str | None = None) -> list[str]:
+        """Named Secrets of the environment."""
+        with self._lock:
+            env = environment or self.state.environment
+            return sorted(name for (e, name) in self.state.secrets if e == env)
+
+    def volume_names(self, environment: str | None = None) -> list[str]:
+        """Named Volumes of the environment."""
+        with self._lock:
+            env = environment or self.state.environment
+            return sorted(name for (e, name) in self.state.volumes if e == env)
+
     # ---- containers ----------------------------------------------------------------------
     def start_container(self, app_name: str) -> str:
         """Pretend Modal started a container of deployed app ``app_name``; its task id."""
         with self._lock:
             return self._add_container(app_name)
+
+    def containers(self, app_name: str) -> list[ContainerRecord]:
+        """Every container record of the app (running and stopped), oldest first, as copies."""
+        with self._lock:
+            app = self.state.app_by_name(app_name, "")
+            return [
+                dataclasses.replace(t)
+                for t in self.state.containers.values()
+                if app is not None and t.app_id == app.app_id
+            ]
 
     def running_containers(self, app_name: str) -> list[str]:
         """Task ids of the app's containers that were not stopped."""

@@ -2,7 +2,12 @@
 
 Why: the snapshot job forces cold starts by stopping a model's containers, and
 ``ModalTarget.stop_containers`` does it with the real CLI (``TaskList``, then
-``TaskGetInfo`` + ``ContainerStop`` per container). The recorder cannot run
+``TaskGetInfo`` + ``ContainerStop`` per container). ``--strategy recreate`` on
+``modal deploy`` / ``modal app rollback`` is the client's own doing too: after the new
+version is live it lists the app's tasks enqueued before it and stops them, polling
+until none is left (modal/runner.py, ``_stop_and_wait_for_containers``); the server
+receives no strategy. ``rolling`` sends nothing, so old containers keep running here
+(on Modal they drain). The recorder cannot run
 containers, so a test starts pretend ones for a deployed app (``start_container``)
 and then sees which the client stopped.
 """
@@ -30,7 +35,9 @@ class ContainerHandlers:
         if app is None or app.state != api_pb2.APP_STATE_DEPLOYED:
             raise KeyError(f"no deployed app named {app_name!r}")
         task_id = new_object_id("ta")
-        self.state.containers[task_id] = ContainerRecord(task_id=task_id, app_id=app.app_id, started_at=time.time())
+        self.state.containers[task_id] = ContainerRecord(
+            task_id=task_id, app_id=app.app_id, started_at=time.time(), version=app.version
+        )
         return task_id
 
     def rpc_TaskList(self, req: api_pb2.TaskListRequest, meta: Mapping[str, str]) -> Message:
@@ -47,6 +54,10 @@ class ContainerHandlers:
                 app_id=task.app_id,
                 app_description=app.name or app.description,
                 started_at=task.started_at,
+                # `--strategy recreate` (deploy and rollback) stops the containers enqueued
+                # before the new version's deployed_at: modal/runner.py,
+                # `_stop_and_wait_for_containers`, filters TaskList on this field.
+                enqueued_at=task.started_at,
             )
         return resp
 

@@ -23,7 +23,8 @@ from modal_proto import api_pb2
 
 from .modal_api_containers import ContainerHandlers
 from .modal_api_dicts import DictHandlers
-from .modal_api_state import AppRecord, Deployment, ModalState, new_object_id
+from .modal_api_state import ModalState, new_object_id
+from .modal_api_versions import AppVersionHandlers
 
 _CREATE = (
     api_pb2.OBJECT_CREATION_TYPE_CREATE_IF_MISSING,
@@ -69,10 +70,12 @@ def _function_data_from(fn: api_pb2.Function) -> api_pb2.FunctionData:
 
 
 def _not_found(kind: str, name: str, env: str) -> GRPCError:
+    """NOT_FOUND as Modal words a failed lookup by name (the client raises it as NotFoundError,
+    modal/_grpc_client.py); the same shape the client itself uses, modal/cli/endpoint.py."""
     return GRPCError(Status.NOT_FOUND, f"{kind} '{name}' not found in environment '{env}'")
 
 
-class ModalApiHandlers(DictHandlers, ContainerHandlers):
+class ModalApiHandlers(AppVersionHandlers, DictHandlers, ContainerHandlers):
     """Mixin with the per-RPC logic; the server class in ``modal_api`` supplies the plumbing."""
 
     state: ModalState
@@ -94,12 +97,6 @@ class ModalApiHandlers(DictHandlers, ContainerHandlers):
         )
 
     # ---- apps ----------------------------------------------------------------------------
-    def _app(self, app_id: str) -> AppRecord:
-        app = self.state.apps.get(app_id)
-        if app is None:
-            raise GRPCError(Status.NOT_FOUND, f"App '{app_id}' not found")
-        return app
-
     def rpc_AppCreate(self, req: api_pb2.AppCreateRequest, meta: Mapping[str, str]) -> Message:
         app = self.state.new_app(req.description, req.environment_name, req.app_state or api_pb2.APP_STATE_EPHEMERAL)
         return api_pb2.AppCreateResponse(
@@ -150,72 +147,6 @@ class ModalApiHandlers(DictHandlers, ContainerHandlers):
         if app is not None and app.state in (api_pb2.APP_STATE_INITIALIZING, api_pb2.APP_STATE_EPHEMERAL):
             app.state, app.stopped_at = api_pb2.APP_STATE_STOPPED, time.time()
         return empty_pb2.Empty()
-
-    def _deploy(self, app: AppRecord, deployment: Deployment, name: str) -> api_pb2.AppPublishResponse:
-        """Make ``deployment`` the live version of ``app`` under ``name`` (publish or rollback)."""
-        app.deployments.append(deployment)
-        app.name, app.state, app.stopped_at = name, api_pb2.APP_STATE_DEPLOYED, 0.0
-        app.function_ids, app.class_ids = dict(deployment.function_ids), dict(deployment.class_ids)
-        previous = self.state.app_by_name(name, app.environment)
-        if previous is not None and previous.app_id != app.app_id and previous.state == api_pb2.APP_STATE_DEPLOYED:
-            previous.state, previous.stopped_at = api_pb2.APP_STATE_STOPPED, time.time()
-        self.state.deployed_names[(app.environment, name)] = app.app_id
-        return api_pb2.AppPublishResponse(url=self.state.app_url(app), deployed_at=deployment.deployed_at)
-
-    def rpc_AppPublish(self, req: api_pb2.AppPublishRequest, meta: Mapping[str, str]) -> Message:
-        app = self._app(req.app_id)
-        if req.app_state != api_pb2.APP_STATE_DEPLOYED:  # `modal run` / `serve`: no history entry
-            app.state = req.app_state
-            app.function_ids, app.class_ids = dict(req.function_ids), dict(req.class_ids)
-            return api_pb2.AppPublishResponse(url=self.state.app_url(app))
-        deployment = Deployment(
-            version=app.version + 1,
-            tag=req.deployment_tag,
-            commit_hash=req.commit_info.commit_hash,
-            deployed_at=time.time(),
-            client_version=meta.get("x-modal-client-version", ""),
-            function_ids=tuple(sorted(req.function_ids.items())),
-            class_ids=tuple(sorted(req.class_ids.items())),
-        )
-        return self._deploy(app, deployment, req.name or app.description)
-
-    def rpc_AppDeploymentHistory(self, req: api_pb2.AppDeploymentHistoryRequest, meta: Mapping[str, str]) -> Message:
-        app = self._app(req.app_id)
-        resp = api_pb2.AppDeploymentHistoryResponse(production_app_version=app.version)
-        for d in reversed(app.deployments):
-            resp.app_deployment_histories.add(
-                app_id=app.app_id,
-                version=d.version,
-                client_version=d.client_version,
-                deployed_at=d.deployed_at,
-                deployed_by="test-user",
-                tag=d.tag,
-                rollback_version=d.rollback_version,
-                rollback_allowed=d.version != app.version,
-                commit_info=api_pb2.CommitInfo(vcs="git", commit_hash=d.commit_hash) if d.commit_hash else None,
-            )
-        return resp
-
-    def rpc_AppRollback(self, req: api_pb2.AppRollbackRequest, meta: Mapping[str, str]) -> Message:
-        app = self._app(req.app_id)
-        if app.state != api_pb2.APP_STATE_DEPLOYED:
-            raise GRPCError(Status.FAILED_PRECONDITION, f"App '{app.name}' is not deployed")
-        target_version = app.version - 1 if req.version < 0 else req.version
-        target = next((d for d in app.deployments if d.version == target_version), None)
-        if target is None or target_version == app.version:
-            raise GRPCError(Status.NOT_FOUND, f"No version v{target_version} to roll back to for app '{app.name}'")
-        deployment = Deployment(
-            version=app.version + 1,
-            tag=target.tag,
-            commit_hash=target.commit_hash,
-            deployed_at=time.time(),
-            client_version=meta.get("x-modal-client-version", ""),
-            rollback_version=target.version,
-            function_ids=target.function_ids,
-            class_ids=target.class_ids,
-        )
-        pub = self._deploy(app, deployment, app.name)
-        return api_pb2.AppRollbackResponse(url=pub.url, deployed_at=pub.deployed_at)
 
     def rpc_AppList(self, req: api_pb2.AppListRequest, meta: Mapping[str, str]) -> Message:
         env = self.state.env_name(req.environment_name)
@@ -300,36 +231,6 @@ class ModalApiHandlers(DictHandlers, ContainerHandlers):
         self.state.function_data[function_id] = resp.function_data
         return resp
 
-    def _deployed_ids(self, app_name: str, env: str, version: int, kind: str) -> dict[str, str]:
-        """Function or class ids (by tag) of a deployed app, optionally at a pinned version."""
-        app = self.state.app_by_name(app_name, env)
-        if app is None or app.state != api_pb2.APP_STATE_DEPLOYED:
-            raise _not_found("App", app_name, self.state.env_name(env))
-        if not version:
-            return app.function_ids if kind == "function" else app.class_ids
-        deployment = next((d for d in app.deployments if d.version == version), None)
-        if deployment is None:
-            raise GRPCError(Status.NOT_FOUND, f"App '{app_name}' has no version v{version}")
-        return dict(deployment.function_ids if kind == "function" else deployment.class_ids)
-
-    def rpc_FunctionGet(self, req: api_pb2.FunctionGetRequest, meta: Mapping[str, str]) -> Message:
-        ids = self._deployed_ids(req.app_name, req.environment_name, req.app_version, "function")
-        function_id = ids.get(req.object_tag)
-        if function_id is None:
-            raise GRPCError(Status.NOT_FOUND, f"Function '{req.object_tag}' not found in app '{req.app_name}'")
-        return api_pb2.FunctionGetResponse(
-            function_id=function_id,
-            handle_metadata=self.state.function_metadata[function_id],
-            function=self.state.function_data[function_id],
-        )
-
-    def rpc_ClassGet(self, req: api_pb2.ClassGetRequest, meta: Mapping[str, str]) -> Message:
-        ids = self._deployed_ids(req.app_name, req.environment_name, req.app_version, "class")
-        class_id = ids.get(req.object_tag)
-        if class_id is None:
-            raise GRPCError(Status.NOT_FOUND, f"Class '{req.object_tag}' not found in app '{req.app_name}'")
-        return api_pb2.ClassGetResponse(class_id=class_id, handle_metadata=self.state.class_metadata[class_id])
-
     def rpc_ClassCreate(self, req: api_pb2.ClassCreateRequest, meta: Mapping[str, str]) -> Message:
         class_id = req.existing_class_id or new_object_id("cs")
         handle = api_pb2.ClassHandleMetadata(methods=req.methods)
@@ -369,6 +270,8 @@ class ModalApiHandlers(DictHandlers, ContainerHandlers):
         env = self.state.env_name(req.environment_name)
         key = (env, req.deployment_name)
         if key not in self.state.volumes:
+            # `Volume.from_name(name)` without create_if_missing sends UNSPECIFIED: on Modal a
+            # missing volume is NOT_FOUND then (modal/volume.py, `_Volume.from_name`).
             if req.object_creation_type not in _CREATE and self.state.strict_lookups:
                 raise _not_found("Volume", req.deployment_name, env)
             version = req.version or api_pb2.VOLUME_FS_VERSION_V1
@@ -397,8 +300,10 @@ class ModalApiHandlers(DictHandlers, ContainerHandlers):
             self.state.secrets[(env, name)] = (secret_id, values)
         else:
             raise _not_found("Secret", name, env)
+        # `Secret.from_name(name, required_keys=[...])`: "the server asserts these keys exist
+        # on the Secret" (modal/secret.py, `_Secret.from_name` docstring).
         missing = [k for k in req.required_keys if k not in values]
         if missing and self.state.strict_lookups:
-            raise GRPCError(Status.NOT_FOUND, f"Secret '{name}' is missing keys {missing}")
+            raise GRPCError(Status.NOT_FOUND, f"Secret '{name}' is missing required keys: {', '.join(missing)}")
         meta_msg = api_pb2.SecretMetadata(name=name, keys=sorted(values), environment_name=env)
         return api_pb2.SecretGetOrCreateResponse(secret_id=secret_id, metadata=meta_msg)

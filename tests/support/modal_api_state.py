@@ -40,6 +40,13 @@ class Deployment:
     rollback_version: int = 0  # non-zero when this entry was made by ``modal app rollback``
     function_ids: tuple[tuple[str, str], ...] = ()
     class_ids: tuple[tuple[str, str], ...] = ()
+    # What this version serves. Function and class ids stay the same across a redeploy (the
+    # client re-uses them from AppGetLayout), so the definition must be kept per version: a
+    # rollback serves the older definition under the same ids.
+    functions: dict[str, tuple[api_pb2.FunctionHandleMetadata, api_pb2.FunctionData]] = field(
+        default_factory=dict, compare=False
+    )
+    classes: dict[str, api_pb2.ClassHandleMetadata] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -96,6 +103,9 @@ class ContainerRecord:
     app_id: str
     started_at: float
     finished_at: float = 0.0
+    # The app version whose definition the container runs: after a ``rolling`` rollback the
+    # old version's containers keep serving until they drain, so tests must tell them apart.
+    version: int = 0
 
 
 @dataclass
@@ -105,7 +115,8 @@ class ModalState:
     environment: str = "main"
     image_builder_version: str = "2025.06"
     workspace: str = "modelfleet-test"
-    strict_lookups: bool = False
+    # Modal never creates a named Secret or Volume on lookup unless asked (create_if_missing).
+    strict_lookups: bool = True
     apps: dict[str, AppRecord] = field(default_factory=dict)
     deployed_names: dict[tuple[str, str], str] = field(default_factory=dict)
     function_metadata: dict[str, api_pb2.FunctionHandleMetadata] = field(default_factory=dict)

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modelfleet.catalog import load_catalog
+from modelfleet.settings import FleetSettings
+
 from .modal_api import ModalApiRecorder
 
 REPO = Path(__file__).resolve().parents[2]  # tests/support/ -> repo root
@@ -42,3 +45,26 @@ def drive(api: ModalApiRecorder, *args: str, root: Path = REPO) -> Any:
     done = run_driver(api, *args, root=root)
     assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def create_workspace(api: ModalApiRecorder, root: Path = REPO, *, skip_secrets: tuple[str, ...] = ()) -> None:
+    """Create what a real Modal workspace holds before a fleet deploy: every declared volume
+    (volumes/*.toml) and every Secret the models name, with the keys the fleet reads.
+
+    The recorder is strict like Modal, so a deploy without these fails; ``skip_secrets``
+    leaves some out to test exactly that. Placeholder values only: no real token exists here.
+    """
+    catalog = load_catalog(FleetSettings(root=root))
+    for volume in catalog.volumes.values():
+        api.create_volume(volume.name)
+    secrets: dict[str, dict[str, str]] = {}
+    for model in catalog.models.values():
+        token_secret = getattr(model.spec.weights, "token_secret", None)
+        if token_secret:
+            # The seed container reads the hub token as HF_TOKEN (modelfleet/volumes/hf_source.py).
+            secrets.setdefault(token_secret, {})["HF_TOKEN"] = "hf_placeholder"
+        for name in model.spec.secrets:
+            secrets.setdefault(name, {"PLACEHOLDER": "1"})
+    for name, values in secrets.items():
+        if name not in skip_secrets:
+            api.create_secret(name, values)
