@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -102,7 +103,7 @@ def _handler(endpoint: FakeEndpoint) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
             endpoint.requests.append((method, self.path))
             b = endpoint.behaviour
-            if b.auth and (self.headers.get("Modal-Key"), self.headers.get("Modal-Secret")) != (KEY, SECRET):
+            if b.auth and _presented(self.headers) != (KEY, SECRET):
                 return self._json(401, {"error": {"message": "missing or invalid credentials"}})
             booting = time.monotonic() < endpoint.ready_at
             if self.path == "/health":
@@ -147,6 +148,15 @@ def _handler(endpoint: FakeEndpoint) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
     return Handler
+
+
+def _presented(headers: Message) -> tuple[str | None, str | None]:
+    """The token a request carries, in either of Modal's forms: the pair, or ``Bearer key.secret``."""
+    if headers.get("Modal-Key"):
+        return headers.get("Modal-Key"), headers.get("Modal-Secret")
+    scheme, _, value = (headers.get("Authorization") or "").partition(" ")
+    key, _, secret = value.partition(".")
+    return (key, secret) if scheme == "Bearer" else (None, None)
 
 
 def _model(name: str) -> dict[str, object]:

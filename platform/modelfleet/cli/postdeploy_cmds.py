@@ -2,9 +2,12 @@
 
 CI runs them as separate steps after ``fleet deploy`` (``fleet rollback`` lives with the
 Modal commands); each adds its part to the model's report, and ``fleet report`` prints
-the whole of it for the job summary. Credentials come from ``FLEET_PROXY_TOKEN_ID`` /
-``FLEET_PROXY_TOKEN_SECRET`` (a Modal proxy token in CI); without them a target that can
-mint tokens (the local one) makes a token for this one command and revokes it after.
+the whole of it for the job summary. Credentials: without ``FLEET_PROXY_TOKEN_ID`` /
+``FLEET_PROXY_TOKEN_SECRET`` the target mints a token for this one command and deletes it
+after, also when the command fails (on Modal a proxy token allowed in the fleet's
+environment only, so CI keeps no long-lived token; locally one in the edge's token
+store). A pair set in the environment is used as it is: the fallback where the CI's Modal
+token may not manage proxy tokens.
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ def smoke(
     rollback_on_failure: bool = typer.Option(
         False, "--rollback-on-failure", help="Roll the model back to its previous version if a check fails."
     ),
-    timeout: float = typer.Option(300.0, "--timeout", help="Seconds each request (and the wait for /health) may take."),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds each check may wait in all, Modal's 303 redirects included "
+        "(default: the model's startup_timeout + 120: the first request may meet a cold boot).",
+    ),
 ) -> None:
     """Check the deployed endpoint: models, chat, streaming, 401 without a token, 404 on blocked routes."""
     with user_errors():
@@ -46,11 +54,12 @@ def smoke(
         model = catalog.get(name)
         target = get_target(settings)
         url = target.endpoint(model)
+        limit = timeout or float(model.spec.scaling.startup_timeout + PROBE_MARGIN_SECONDS)
         with proxy_credentials(target, "smoke") as (credentials, source):
             report = run_smoke(
-                url, credentials, model.served_name, auth_required=not model.spec.auth.public, timeout=timeout
+                url, credentials, model.served_name, auth_required=not model.spec.auth.public, timeout=limit
             )
-            boot, boot_seconds = read_boot(url, credentials)
+            boot, boot_seconds = read_boot(url, credentials, timeout=limit)
         _print_smoke(report)
         part = {**report.to_dict(), "boot": boot, "boot_seconds": boot_seconds, "version": _version(target, model)}
         report_book(settings).add(model.name, "smoke", {"target": target.name, **part})
@@ -126,8 +135,8 @@ def proxy_credentials(target: Target, purpose: str) -> Iterator[tuple[Credential
         credentials = minted.__enter__()
     except FleetError as error:
         raise UserError(
-            f"no proxy token: set {TOKEN_ID_ENV} and {TOKEN_SECRET_ENV} (on Modal: "
-            f"`modal workspace proxy-tokens create`); the {target.name} target cannot make one here: {error}"
+            f"no proxy token: the {target.name} target cannot make one here ({error}); set {TOKEN_ID_ENV} and "
+            f"{TOKEN_SECRET_ENV} (on Modal: `modal workspace proxy-tokens create --json`)"
         ) from None
     try:
         yield credentials, "temporary"

@@ -168,7 +168,7 @@ def token_revoke(name: str = typer.Argument(help="The token's name.")) -> None:
 
 
 def ask(url: str, credentials: Credentials, served_name: str, prompt: str, max_tokens: int = 64) -> str:
-    """One chat completion through the official OpenAI SDK with proxy-auth headers, at temperature 0."""
+    """One chat completion through the official OpenAI SDK with the proxy token, at temperature 0."""
     return "".join(stream_chat(url, credentials, served_name, prompt, max_tokens))
 
 
@@ -176,7 +176,8 @@ def stream_chat(url: str, credentials: Credentials, served_name: str, prompt: st
     """Yield the answer's text as it streams (same headers against local and Modal endpoints)."""
     from openai import OpenAI
 
-    client = OpenAI(base_url=f"{url}/v1", api_key="unused", default_headers=credentials.headers(), max_retries=0)
+    # The token as api_key: the SDK sends it as Modal's one-header form, `Authorization: Bearer wk-....ws-...`.
+    client = OpenAI(base_url=f"{url}/v1", api_key=credentials.api_key, max_retries=0)
     stream = client.chat.completions.create(
         model=served_name,
         messages=[{"role": "user", "content": prompt}],

@@ -7,7 +7,9 @@ cold start as a user feels it), then asks ``/health`` which kind of boot that wa
 (``cold`` or ``restore``) and how long the container says booting took.
 
 While an engine restarts the edge answers 503 with ``Retry-After``; the probe keeps the
-clock running and retries until its deadline, so the time includes the whole wait.
+clock running and retries until its deadline, so the time includes the whole wait. A
+boot longer than Modal's 150-second request limit answers ``303`` with a result URL to
+poll; the probe follows it within the same deadline (``waiting``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import json
 import time
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 from modelfleet.errors import FleetError
+from modelfleet.postdeploy.waiting import Deadline, deadline_client
 from modelfleet.targets.base import Credentials
 
 PROBE_PROMPT = "Say hello."
@@ -40,15 +43,21 @@ class BootProbe:
 
 
 def probe_boot(url: str, credentials: Credentials, served_name: str, *, timeout: float) -> BootProbe:
-    """Time the first token of one streaming chat request, then read the boot kind from ``/health``."""
+    """Time the first token of one streaming chat request, then read the boot kind from ``/health``.
+
+    ``timeout`` is the whole wait for the first token (a cold boot, redirects included).
+    """
     url = url.rstrip("/")
     ttft = time_to_first_token(url, credentials, served_name, timeout=timeout)
-    boot, boot_seconds = read_boot(url, credentials)
+    boot, boot_seconds = read_boot(url, credentials, timeout=timeout)
     return BootProbe(boot=boot, boot_seconds=boot_seconds, ttft_seconds=round(ttft, 3))
 
 
 def time_to_first_token(url: str, credentials: Credentials, served_name: str, *, timeout: float) -> float:
-    """Seconds from sending the request until the first content token arrives, retrying 5xx-while-booting."""
+    """Seconds from sending the request until the first content token arrives.
+
+    Retries 5xx-while-booting and follows Modal's 303s, all within ``timeout`` in total.
+    """
     body = {
         "model": served_name,
         "messages": [{"role": "user", "content": PROBE_PROMPT}],
@@ -56,11 +65,11 @@ def time_to_first_token(url: str, credentials: Credentials, served_name: str, *,
         "temperature": 0,
         "stream": True,
     }
-    started = time.monotonic()
-    deadline = started + timeout
+    deadline = Deadline(timeout)
+    started = deadline.started
     last = "no answer"
-    with httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0)) as client:
-        while time.monotonic() < deadline:
+    with deadline_client(deadline) as client:
+        while not deadline.expired:
             try:
                 with client.stream(
                     "POST", f"{url}/v1/chat/completions", json=body, headers=credentials.headers()
@@ -78,13 +87,15 @@ def time_to_first_token(url: str, credentials: Credentials, served_name: str, *,
                         response.read()
                         raise ProbeError(f"{url}: expected 200, got {response.status_code}: {response.text[:200]}")
                     last = str(response.status_code)
-            except httpx.TransportError as error:
+            except httpx2.TooManyRedirects:
+                raise ProbeError(f"{url}: still redirecting after {client.max_redirects} hops") from None
+            except httpx2.TransportError as error:
                 last = error.__class__.__name__
-            time.sleep(RETRY_PAUSE_SECONDS)
+            time.sleep(min(RETRY_PAUSE_SECONDS, deadline.remaining))
     raise ProbeError(f"{url}: no token within {timeout:.0f}s (last answer: {last})")
 
 
-def _first_token_at(response: httpx.Response) -> float | None:
+def _first_token_at(response: httpx2.Response) -> float | None:
     """The monotonic time of the first content delta; the rest of the stream is drained."""
     first: float | None = None
     for line in response.iter_lines():
@@ -110,12 +121,17 @@ def _has_content(data: str) -> bool:
     return bool(delta.get("content"))
 
 
-def read_boot(url: str, credentials: Credentials) -> tuple[str, float | None]:
-    """(boot kind, boot seconds) from the edge's ``/health`` JSON; ``unknown`` when it does not say."""
+def read_boot(url: str, credentials: Credentials, *, timeout: float = 60.0) -> tuple[str, float | None]:
+    """(boot kind, boot seconds) from the edge's ``/health`` JSON; ``unknown`` when it does not say.
+
+    Follows Modal's 303s within ``timeout``: a container stopped since the request before
+    boots again, and that may outlast the request limit.
+    """
     try:
-        response = httpx.get(f"{url}/health", headers=credentials.headers(), timeout=30.0)
+        with deadline_client(Deadline(timeout)) as client:
+            response = client.get(f"{url}/health", headers=credentials.headers())
         body = response.json()
-    except (httpx.HTTPError, ValueError):
+    except (httpx2.HTTPError, ValueError):
         return "unknown", None
     if not isinstance(body, dict):
         return "unknown", None

@@ -1,9 +1,14 @@
 """The smoke test: prove a freshly deployed endpoint serves, streams and guards itself.
 
 Every check talks to the public URL the way a client would -- the OpenAI routes
-through the official ``openai`` SDK with the proxy-auth headers as default headers --
-so a pass means a real client works, on Modal and locally alike. The auth and
+through the official ``openai`` SDK with the proxy token as its ``api_key`` (so it
+sends ``Authorization: Bearer wk-....ws-...``, Modal's one-header form, and nothing
+else) -- so a pass means a real client works, on Modal and locally alike. The auth and
 blocked-route checks use raw HTTP because they are about status codes, not answers.
+
+Each check gets ``timeout`` seconds in total, however long Modal keeps answering
+``303`` while a container boots (``waiting``): the first request after a deploy or a
+forced cold start waits for the boot.
 
 A failed check says what was expected and what came back; messages never contain the
 secret (only the key id, which is not secret, to tell tokens apart).
@@ -16,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
 import openai
 
+from modelfleet.postdeploy.waiting import Deadline, WaitExpired, deadline_client
 from modelfleet.targets.base import Credentials
 
 SMOKE_PROMPT = "What is the capital of France? Answer in one word."
@@ -81,47 +87,43 @@ def run_smoke(
     """Run every check against ``url`` and return them all; one failure never skips the rest.
 
     ``auth_required`` is False only for a model declared ``auth.public = true``: then the
-    401 checks do not apply. ``timeout`` bounds each request, and the wait for ``/health``
+    401 checks do not apply. ``timeout`` is each check's whole wait, redirects included
     (a scaled-to-zero Modal app boots on the first request).
     """
     url = url.rstrip("/")
-    client = openai.OpenAI(
-        base_url=f"{url}/v1",
-        api_key="unused",  # the proxy-auth headers authenticate, not an OpenAI key
-        default_headers=credentials.headers(),
-        max_retries=0,
-        timeout=timeout,
-    )
     key_hint = f"key {credentials.key}"
+
+    def sdk(check: Callable[[openai.OpenAI], str]) -> Callable[[], str]:
+        """Run ``check`` with an SDK client whose every hop stops at this check's deadline."""
+
+        def run() -> str:
+            with deadline_client(Deadline(timeout)) as http:
+                # The token is the api_key: the SDK sends it as the one Bearer header.
+                client = openai.OpenAI(
+                    base_url=f"{url}/v1", api_key=credentials.api_key, http_client=http, max_retries=0
+                )
+                return check(client)
+
+        return run
+
+    wrong = Credentials(credentials.key, "ws-smoke-wrong-secret")
     checks: list[tuple[str, Callable[[], str]]] = [
         ("health", lambda: _health(url, credentials, timeout)),
-        ("models lists the served name", lambda: _models(client, served_name, key_hint)),
-        ("chat completion answers", lambda: _chat(client, served_name, key_hint)),
-        ("streaming works", lambda: _stream(client, served_name, key_hint)),
+        ("models lists the served name", sdk(lambda c: _models(c, served_name, key_hint))),
+        ("chat completion answers", sdk(lambda c: _chat(c, served_name, key_hint))),
+        ("streaming works", sdk(lambda c: _stream(c, served_name, key_hint))),
     ]
     if auth_required:
+        chat = ("POST", "/v1/chat/completions")
         checks += [
-            (
-                "no credentials -> 401",
-                lambda: _expect_status(url, "POST", "/v1/chat/completions", {}, 401, served_name),
-            ),
-            (
-                "wrong secret -> 401",
-                lambda: _expect_status(
-                    url,
-                    "POST",
-                    "/v1/chat/completions",
-                    Credentials(credentials.key, "ws-smoke-wrong-secret").headers(),
-                    401,
-                    served_name,
-                ),
-            ),
+            ("no credentials -> 401", lambda: _expect_status(url, *chat, {}, 401, served_name, timeout)),
+            ("wrong secret -> 401", lambda: _expect_status(url, *chat, wrong.headers(), 401, served_name, timeout)),
         ]
     for method, path in BLOCKED_ROUTES:
         checks.append(
             (
                 f"{method} {path} -> 404",
-                lambda m=method, p=path: _expect_status(url, m, p, credentials.headers(), 404, served_name),  # type: ignore[misc]
+                lambda m=method, p=path: _expect_status(url, m, p, credentials.headers(), 404, served_name, timeout),  # type: ignore[misc]
             )
         )
     report = SmokeReport(url=url, served_name=served_name)
@@ -138,31 +140,38 @@ def _timed(name: str, run: Callable[[], str]) -> Check:
         detail, ok = str(failure), False
     except openai.APIStatusError as error:
         detail, ok = f"expected 200, got {error.status_code}: {_short(_error_message(error))}", False
-    except (openai.APIConnectionError, httpx.HTTPError) as error:
+    except openai.APIConnectionError as error:
+        # The SDK wraps the transport error; its cause says what happened (a WaitExpired, say).
+        cause = error.__cause__ or error
+        detail, ok = f"no answer: {cause.__class__.__name__}: {_short(str(cause))}", False
+    except httpx2.HTTPError as error:
         detail, ok = f"no answer: {error.__class__.__name__}: {_short(str(error))}", False
     return Check(name=name, ok=ok, detail=_short(detail), seconds=round(time.monotonic() - started, 3))
 
 
 def _health(url: str, credentials: Credentials, timeout: float) -> str:
-    """Wait (up to ``timeout``) for ``/health`` 200; report the boot kind the edge says."""
-    deadline = time.monotonic() + timeout
+    """Wait (up to ``timeout`` in all) for ``/health`` 200; report the boot kind the edge says."""
+    deadline = Deadline(timeout)
     last = ""
-    while True:
-        try:
-            response = httpx.get(f"{url}/health", headers=credentials.headers(), timeout=timeout)
-            if response.status_code == 200:
-                return _describe_health(response)
-            last = f"{response.status_code}"
-            if response.status_code in (401, 403):
-                raise CheckFailed(f"expected 200 from /health, got {response.status_code}: the token was rejected")
-        except httpx.TransportError as error:
-            last = error.__class__.__name__
-        if time.monotonic() >= deadline:
-            raise CheckFailed(f"expected /health 200 within {timeout:.0f}s, last answer: {last}")
-        time.sleep(1.0)
+    with deadline_client(deadline) as client:
+        while True:
+            try:
+                response = client.get(f"{url}/health", headers=credentials.headers())
+                if response.status_code == 200:
+                    return _describe_health(response)
+                last = f"{response.status_code}"
+                if response.status_code in (401, 403):
+                    raise CheckFailed(f"expected 200 from /health, got {response.status_code}: the token was rejected")
+            except WaitExpired:
+                last = last or "none (still waiting for the boot)"
+            except httpx2.TransportError as error:
+                last = error.__class__.__name__
+            if deadline.expired:
+                raise CheckFailed(f"expected /health 200 within {timeout:.0f}s, last answer: {last}")
+            time.sleep(min(1.0, deadline.remaining))
 
 
-def _describe_health(response: httpx.Response) -> str:
+def _describe_health(response: httpx2.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -238,11 +247,12 @@ def _authed(call: Callable[[], T], key_hint: str) -> T:
         ) from error
 
 
-def _expect_status(url: str, method: str, path: str, headers: dict[str, str], expected: int, served_name: str) -> str:
+def _expect_status(
+    url: str, method: str, path: str, headers: dict[str, str], expected: int, served_name: str, timeout: float
+) -> str:
     body = {"model": served_name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
-    response = httpx.request(
-        method, f"{url}{path}", headers=headers, json=body if method == "POST" else None, timeout=60
-    )
+    with deadline_client(Deadline(timeout)) as client:
+        response = client.request(method, f"{url}{path}", headers=headers, json=body if method == "POST" else None)
     if response.status_code != expected:
         raise CheckFailed(
             f"expected {expected} for {method} {path}, got {response.status_code}: {_short(response.text)}"
