@@ -15,6 +15,7 @@ from modelfleet.spec.model import (
     SnapshotSpec,
     VllmSpec,
 )
+from modelfleet.spec.resources import ResourcesSpec
 from modelfleet.spec.volume import VolumeSpec
 from modelfleet.spec.weights import HuggingFaceWeights, LocalWeights, PypiWeights
 
@@ -30,6 +31,7 @@ __all__ = [
     "LocalWeights",
     "ModelSpec",
     "PypiWeights",
+    "ResourcesSpec",
     "ScalingSpec",
     "SnapshotSpec",
     "VllmSpec",

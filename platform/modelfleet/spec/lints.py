@@ -20,6 +20,7 @@ from modelfleet.spec.cuda import (
 )
 from modelfleet.spec.gpus import GPU_MEMORY_GB, parse_gpu_ref
 from modelfleet.spec.model import ModelSpec
+from modelfleet.spec.resources import HOST_SHARE_PER_GPU, MIB_PER_GIB, memory_headroom_gib
 from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
 
 HOURS_PER_MONTH = 730.0
@@ -75,6 +76,7 @@ def lint(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
     findings += _snapshot_is_possible(spec)
     findings += _gpu_snapshot_is_single_gpu(spec)
     findings += _base_matches_vllm_cuda(spec)
+    findings += _resources_fit_a_container(spec)
     findings += _floor_cost(spec, prices)
     findings += _auth(spec)
     return findings
@@ -268,6 +270,54 @@ def _base_matches_vllm_cuda(spec: ModelSpec) -> list[Finding]:
             )
         ]
     return []
+
+
+def _resources_fit_a_container(spec: ModelSpec) -> list[Finding]:
+    """Host memory and cores must fit what a container with each GPU option can be given."""
+    memory_gib = spec.serving_memory_mib() / MIB_PER_GIB
+    cpu = spec.serving_cpu()
+    findings = []
+    for name, count in spec.gpu.options():
+        share = HOST_SHARE_PER_GPU[name]
+        where = f"{name} x{count} comes with at most"
+        source = f"({share.source}, shared by 8 GPUs; Modal publishes no maximum)"
+        if memory_gib > share.memory_gib * count:
+            findings.append(
+                Finding(
+                    "error", *_memory_problem(spec, memory_gib, f"{where} {share.memory_gib * count:g} GiB {source}")
+                )
+            )
+        if cpu > share.cpu_cores * count:
+            field, what = (
+                ("resources.cpu", f"cpu = {cpu:g}")
+                if spec.resources.cpu is not None
+                else ("resources", f"needs {cpu:g} cores")
+            )
+            findings.append(
+                Finding(
+                    "error",
+                    field,
+                    f"{what} per container, but {where} {share.cpu_cores * count:g} cores {source}; lower it",
+                )
+            )
+    return findings
+
+
+def _memory_problem(spec: ModelSpec, memory_gib: float, limit: str) -> tuple[str, str]:
+    """(field, message) for host memory that does not fit, with where the number comes from."""
+    if spec.resources.memory_gib is not None:
+        return (
+            "resources.memory_gib",
+            f"memory_gib = {spec.resources.memory_gib:g} per container, but {limit}; lower it",
+        )
+    headroom = memory_headroom_gib(spec.gpu.count)
+    return (
+        "resources",
+        f"needs {memory_gib:g} GiB of host memory per container (weights {spec.host_weights_gib():.1f} GiB kept in "
+        f"pinned host memory while vLLM sleeps for the GPU snapshot + headroom {headroom:g} GiB), but {limit}; "
+        "set snapshot.gpu_snapshot = false (the weights then stay on the GPU), serve a quantized checkpoint, "
+        "or pick a GPU type whose host has more memory",
+    )
 
 
 def _floor_cost(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:

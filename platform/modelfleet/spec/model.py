@@ -7,6 +7,7 @@ autocompletion) and the docs.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -14,7 +15,14 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from modelfleet.spec.base import StrictModel
 from modelfleet.spec.gpus import KNOWN_GPUS, GpuType, parse_gpu_ref
-from modelfleet.spec.weights import WeightsSpec
+from modelfleet.spec.resources import (
+    BYTES_PER_GIB,
+    MIB_PER_GIB,
+    ResourcesSpec,
+    derived_cpu,
+    derived_memory_gib,
+)
+from modelfleet.spec.weights import BYTES_PER_PARAM, WeightsSpec
 
 _PINNED_PIP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!-]+$")
 _EXACT_VERSION = r"^\d+\.\d+\.\d+([a-z0-9.+]*)?$"
@@ -241,5 +249,33 @@ class ModelSpec(StrictModel):
     snapshot: SnapshotSpec = Field(default_factory=SnapshotSpec, description="Cold-start snapshot.")
     auth: AuthSpec = Field(default_factory=AuthSpec, description="Endpoint auth.")
     local: LocalSpec = Field(default_factory=LocalSpec, description="Local target settings.")
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec,
+        description="Host CPU and memory per serving container; derived from the model unless set.",
+    )
     secrets: list[str] = Field(default_factory=list, description="Modal secrets attached by name.")
     region: str | None = Field(default=None, description="Modal region; defaults to the fleet's.")
+
+    def weights_bytes(self) -> float:
+        """Bytes the served weights take (parameters x bytes per parameter of their dtype)."""
+        return self.weights.params_billion * 1e9 * BYTES_PER_PARAM[self.weights.dtype]
+
+    def sleeps_before_gpu_snapshot(self) -> bool:
+        """Whether vLLM is put to sleep (level 1) before a GPU snapshot, which moves every weight
+        into pinned host memory that the snapshot then captures."""
+        return self.snapshot.enabled and self.snapshot.gpu_snapshot
+
+    def host_weights_gib(self) -> float:
+        """GiB of weights held in host memory while the server sleeps; 0 when it never sleeps."""
+        return self.weights_bytes() / BYTES_PER_GIB if self.sleeps_before_gpu_snapshot() else 0.0
+
+    def serving_cpu(self) -> float:
+        """Physical cores per serving container (Modal ``cpu=``): the declared value, else derived."""
+        return self.resources.cpu if self.resources.cpu is not None else derived_cpu(self.gpu.count)
+
+    def serving_memory_mib(self) -> int:
+        """Host memory per serving container in MiB (Modal ``memory=``): the declared value, else derived."""
+        gib = self.resources.memory_gib
+        if gib is None:
+            gib = derived_memory_gib(self.host_weights_gib(), self.gpu.count)
+        return math.ceil(gib * MIB_PER_GIB)
