@@ -27,6 +27,7 @@ from modelfleet.targets.modal.app import SEED_MARKER, SERVER_CLASS, WEB_METHOD
 from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle, make_bundle
 from modelfleet.targets.modal.client import ModalCommandError, checked_json, require_credentials, run_modal
 from modelfleet.targets.modal.deploy import ENTRY_MODULE, deploy_all, latest_version
+from modelfleet.targets.modal.proxy_tokens import temporary_proxy_token
 from modelfleet.targets.modal.state_store import StateStore
 
 SEED_TIMEOUT = 5 * 3600.0
@@ -166,12 +167,10 @@ class ModalTarget:
 
     @contextmanager
     def temporary_credentials(self, purpose: str) -> Iterator[Credentials]:
-        """Modal proxy tokens are minted in the dashboard, not by the client."""
-        raise FleetError(
-            f"{purpose}: the Modal target needs a workspace proxy token: create one (Modal dashboard, "
-            "Settings > Proxy Auth Tokens) and set FLEET_PROXY_TOKEN_ID and FLEET_PROXY_TOKEN_SECRET"
-        )
-        yield  # pragma: no cover  (makes this a generator for contextmanager)
+        """A proxy token for this one command, allowed in the fleet's environment only, deleted after."""
+        require_credentials()
+        with temporary_proxy_token(self._env, purpose) as credentials:
+            yield credentials
 
     # -- Modal-only ---------------------------------------------------------------------------
 
