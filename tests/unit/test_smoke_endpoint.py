@@ -50,6 +50,8 @@ class FakeEndpoint:
         self.cold_starts = 0
         self.ready_at = 0.0
         self.requests: list[tuple[str, str]] = []
+        # Per request, which credential headers came (names only: never a secret in a test log).
+        self.credential_headers: list[frozenset[str]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -102,6 +104,8 @@ def _handler(endpoint: FakeEndpoint) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
             endpoint.requests.append((method, self.path))
+            sent = {"modal-key", "modal-secret", "authorization"} & {k.lower() for k in self.headers}
+            endpoint.credential_headers.append(frozenset(sent))
             b = endpoint.behaviour
             if b.auth and _presented(self.headers) != (KEY, SECRET):
                 return self._json(401, {"error": {"message": "missing or invalid credentials"}})
