@@ -1,4 +1,4 @@
-"""ModalTarget beyond a clean deploy: failures, credentials, state, rollback, containers, orphans.
+"""ModalTarget beyond a clean deploy: failures, credentials, state, containers, orphans (rollback: test_modal_rollback).
 
 The real modal client runs in subprocesses (the driver, or the `fleet` CLI itself)
 against a fresh loopback recorder per test, and the assertions read what the client
@@ -158,45 +158,6 @@ def test_deployed_state_round_trips_through_the_dict_and_feeds_plan(api: ModalAp
         "qwen25-vl-7b-instruct": "create",
         "smollm2-135m": "unchanged",
     }
-
-
-def test_rollback_sends_the_version_and_the_state_follows_the_restored_deploy(api: ModalApiRecorder) -> None:
-    drive(api, "deploy", "commit-1", "smollm2-135m")
-    drive(api, "deploy", "commit-2", "smollm2-135m")
-    app = api.apps()["fleet-smollm2-135m"]
-
-    done = fleet_cli(api, "rollback", "smollm2-135m", "--to", "v1")
-
-    assert done.returncode == 0, done.stderr
-    assert "rolled back to v1, now live as v3" in done.stdout
-    (request,) = api.requests("AppRollback")
-    assert (request.app_id, request.version) == (app.app_id, 1)
-    record = drive(api, "state")["models"]["smollm2-135m"]
-    assert (record["version"], record["tag"]) == ("v3", "commit-1")
-
-    outcome = drive(api, "rollback", "smollm2-135m")  # no version: the previous one
-    assert api.requests("AppRollback")[-1].version == -1
-    assert (outcome["result"], outcome["version"]) == ("ok", "v4")
-    history = drive(api, "history", "smollm2-135m")
-    assert [row["version"] for row in history] == ["v4", "v3", "v2", "v1"]
-
-
-def test_rollback_to_a_version_that_does_not_exist_fails_clearly(api: ModalApiRecorder) -> None:
-    drive(api, "deploy", "commit-1", "smollm2-135m")
-
-    done = fleet_cli(api, "rollback", "smollm2-135m", "--to", "v7")
-
-    assert done.returncode == 1
-    assert "No version v7" in done.stderr and "Traceback" not in done.stderr
-    assert fleet_cli(api, "rollback", "smollm2-135m", "--to", "latest").returncode == 1
-
-
-def test_rollback_on_the_local_target_is_a_clear_error(api: ModalApiRecorder) -> None:
-    done = fleet_cli(api, "rollback", "smollm2-135m", FLEET_TARGET="local")
-
-    assert done.returncode == 1
-    assert "rollback needs FLEET_TARGET=modal" in done.stderr
-    assert api.calls == []
 
 
 def test_stop_containers_stops_every_container_of_the_app(api: ModalApiRecorder) -> None:

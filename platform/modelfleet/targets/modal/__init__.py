@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,12 @@ from modelfleet.catalog import Catalog, CatalogModel, load_catalog
 from modelfleet.errors import FleetError
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.weights import LocalWeights
-from modelfleet.state import FleetState
-from modelfleet.targets.base import Credentials, DeployOutcome, ModelStatus, OnEvent, ignore_event
-from modelfleet.targets.modal.app import SEED_MARKER, SERVER_CLASS, WEB_METHOD
+from modelfleet.state import DeployRecord, FleetState
+from modelfleet.targets.base import Credentials, DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
+from modelfleet.targets.modal.app import SEED_MARKER
 from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle, make_bundle
 from modelfleet.targets.modal.client import ModalCommandError, checked_json, require_credentials, run_modal
-from modelfleet.targets.modal.deploy import ENTRY_MODULE, deploy_all, latest_version
+from modelfleet.targets.modal.deploy import ENTRY_MODULE, deploy_all, deployed_web_url, latest_version
 from modelfleet.targets.modal.proxy_tokens import temporary_proxy_token
 from modelfleet.targets.modal.state_store import StateStore
 
@@ -110,17 +111,10 @@ class ModalTarget:
     def endpoint(self, model: CatalogModel) -> str:
         """The model's web URL, looked up from the deployed app."""
         require_credentials()
-        import modal
-        from modal.exception import NotFoundError
-
         try:
-            server = modal.Cls.from_name(self._app(model), SERVER_CLASS, environment_name=self._env)
-            url: str = getattr(server(), WEB_METHOD).get_web_url()
-        except NotFoundError:
-            raise FleetError(
-                f"{self._app(model)} is not deployed in Modal environment {self._env!r}; run `fleet deploy {model.name}`"
-            ) from None
-        return url.rstrip("/")
+            return deployed_web_url(self._app(model), self._env)
+        except ModalCommandError as error:
+            raise FleetError(f"{error}; run `fleet deploy {model.name}`") from None
 
     def status(self, models: list[CatalogModel]) -> list[ModelStatus]:
         """Each model's app state on Modal, with the deployed version, tag and whether the spec drifted."""
@@ -175,29 +169,60 @@ class ModalTarget:
     # -- Modal-only ---------------------------------------------------------------------------
 
     def rollback(self, model: CatalogModel | str, to_version: str | None = None) -> DeployOutcome:
-        """``modal app rollback`` to ``to_version`` (``v3`` or ``3``), or to the previous version."""
+        """Serve ``to_version`` (``v3`` or ``3``) again, or the version before the live one, and
+        record what Modal then serves.
+
+        A rollback is itself a new version ("Rollbacks will appear as a new deployment in the
+        App history": ``modal app rollback``'s docstring, modal/cli/app.py), so what it restores
+        is decided from the history *before* it, and the state afterwards names the new version
+        with the restored version's spec. ``modal app rollback APP`` without a version sends
+        ``AppRollbackRequest(version=-1)`` ("Rollback an App to its previous version", same
+        file); Modal's server is not public, so the fleet never relies on how it reads -1: it
+        picks the live version minus one itself and always sends that version explicitly.
+        ``--strategy recreate`` (a CLI option of ``modal app rollback`` in 1.6.4; the client
+        then stops every container enqueued before the rollback and waits until they are
+        gone: modal/runner.py, ``_stop_and_wait_for_containers``) makes sure no container of
+        the bad version answers the smoke test that follows.
+        """
         require_credentials()
         name = model if isinstance(model, str) else model.name
         app = self._app(name)
         started = time.monotonic()
-        args = ["app", "rollback", app]
-        target = _normalise_version(to_version) if to_version else None
-        if target:
-            args.append(target)
-        done = run_modal(*args, "--env", self._env, timeout=300)
-        if not done.ok:
+        before = self.history(name)
+        restored = _normalise_version(to_version) if to_version else _previous_version(app, before)
+        done = run_modal("app", "rollback", app, restored, "--strategy", "recreate", "--env", self._env, timeout=600)
+        live = latest_version(app, self._env) if done.ok or self._history_moved(name, before) else ""
+        if not live:
             return DeployOutcome(name, app, "failed", time.monotonic() - started, detail=done.reason())
-        version = latest_version(app, self._env)
-        rows = self.history(name)
-        restored = target or next((str(r["version"]) for r in rows[1:2]), "")
-        # The rollback serves the spec of the restored version; record it as live.
-        previous = self.state.at_version(name, restored) if restored else None
-        if previous:
-            self.state.record(name, previous.model_copy(update={"version": version}))
-        else:
-            self.state.forget(name)
-        detail = f"rolled back to {restored}" if restored else "rolled back"
-        return DeployOutcome(name, app, "ok", time.monotonic() - started, version=version, detail=detail)
+        self._record_restored(name, app, restored, live, before)
+        detail = f"rolled back to {restored}"
+        if not done.ok:  # served, but an old container did not stop
+            detail += f", but not every old container stopped: {done.reason()}"
+        result: Result = "ok" if done.ok else "failed"
+        return DeployOutcome(name, app, result, time.monotonic() - started, version=live, detail=detail)
+
+    def _history_moved(self, name: str, before: list[dict[str, Any]]) -> bool:
+        """Whether a new version appeared since ``before`` (a rollback that exited non-zero late)."""
+        try:
+            after = self.history(name)
+        except ModalCommandError:
+            return False
+        return bool(after) and (not before or after[0]["version"] != before[0]["version"])
+
+    def _record_restored(self, name: str, app: str, restored: str, live: str, before: list[dict[str, Any]]) -> None:
+        """The state names ``live`` (what Modal serves now) with the spec ``restored`` was deployed with."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        previous = self.state.at_version(name, restored)
+        if previous is not None:
+            self.state.record(name, previous.model_copy(update={"version": live, "deployed_at": now}))
+            return
+        # Deployed outside the fleet (or before it kept versions): the spec is unknown, so
+        # `fleet plan` shows an update instead of claiming the folder's spec is live.
+        row = next((r for r in before if r.get("version") == restored), {})
+        self.state.record(
+            name,
+            DeployRecord(app=app, spec_hash="", spec={}, tag=str(row.get("tag") or ""), version=live, deployed_at=now),
+        )
 
     def history(self, model: CatalogModel | str) -> list[dict[str, Any]]:
         """The app's deployment history, newest first (``modal app history --json``)."""
@@ -242,6 +267,16 @@ class ModalTarget:
             if name not in apps or row.get("state") == "deployed":
                 apps[name] = row
         return apps
+
+
+def _previous_version(app: str, history: list[dict[str, Any]]) -> str:
+    """The version before the live one (what ``modal app rollback APP`` names "the previous version")."""
+    versions = {str(row["version"]) for row in history}
+    live = _VERSION.match(str(history[0]["version"])) if history else None
+    previous = f"v{int(live.group(1)) - 1}" if live else ""
+    if previous not in versions:
+        raise FleetError(f"{app} has no version before {history[0]['version'] if history else 'any'} to roll back to")
+    return previous
 
 
 def _normalise_version(version: str) -> str:

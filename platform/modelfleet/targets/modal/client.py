@@ -1,8 +1,13 @@
 """Running the real ``modal`` CLI, one subprocess per command, and reading what it printed.
 
-Why subprocesses: ``modal deploy`` is the supported way to deploy, each deploy gets
-its own client (the modal client keeps one connection per process, and a hung
-deploy can be killed alone), and CI runs exactly what a person would type.
+Why subprocesses, still: the deploy module (``targets/modal/entry.py``) builds its app at
+import time from the bundle in its environment, so each model needs an interpreter of its
+own; a hung deploy can be killed alone (a timeout is a result, never a hang); and CI runs
+exactly what a person would type. What a command *produced* is never scraped from its
+human output: commands with a result are run with ``--json`` (``checked_json``), and a
+deploy's URL is looked up with the SDK (``deploy.deployed_web_url``). Of the human output
+only the failure is read: the exit code says whether it failed, and the last line the
+client printed says why (``ModalResult.reason``).
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from typing import Any
 from modelfleet.errors import FleetError
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_WEB_URL = re.compile(r"https://[A-Za-z0-9.-]+\.modal\.run\S*")
-# Lines of the client's output that are decoration, not the reason for a failure.
-_NOISE = re.compile(r"^[\s│╭╰╮╯─┌└├\d]*$")
-# The client's own one-line verdict ("Error: ...", "InvalidError: ..."), when it printed one.
+# Box-drawing borders of a rich traceback or panel: decoration, never the reason.
+_BORDER = " │╭╰╮╯─┌└├┐┘┤"
+# The client's one-line verdict: `Error: ...` from modal/__main__.py (``print_error``), or the
+# `SomeError: ...` last line of a traceback of user code.
 _VERDICT = re.compile(r"^(\w*(Error|Exception)|Error): ")
 
 
@@ -61,19 +66,16 @@ class ModalResult:
         """Whether the command exited 0."""
         return self.returncode == 0
 
-    def reason(self, lines: int = 3) -> str:
-        """The last meaningful lines the client printed: its explanation of a failure."""
-        text = _ANSI.sub("", f"{self.stdout}\n{self.stderr}")
-        meaningful = [line.strip(" │╭╰╮╯─") for line in text.splitlines() if not _NOISE.match(line)]
-        verdicts = [line for line in meaningful if _VERDICT.match(line)]
-        if verdicts:
-            return verdicts[-1]
-        return " | ".join(meaningful[-lines:]) or f"modal exited with code {self.returncode}"
-
-    def web_url(self) -> str:
-        """The first web endpoint URL in the output ("" if none)."""
-        found = _WEB_URL.search(_ANSI.sub("", self.stdout).replace("\n", " ").replace("  ", " "))
-        return found.group(0).rstrip(" 🔑") if found else ""
+    def reason(self) -> str:
+        """Why the command failed: the client's last verdict line (``Error: ...``), else the last
+        line it printed (stderr first), else the exit code."""
+        for stream in (self.stderr, self.stdout):
+            lines = [line.strip(_BORDER) for line in _ANSI.sub("", stream).splitlines()]
+            lines = [line for line in lines if line.strip(_BORDER + "0123456789")]
+            verdicts = [line for line in lines if _VERDICT.match(line)]
+            if verdicts or lines:
+                return (verdicts or lines)[-1]
+        return f"modal exited with code {self.returncode}"
 
     def json(self) -> Any:
         """The command's ``--json`` output, parsed."""

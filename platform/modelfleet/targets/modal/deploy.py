@@ -2,10 +2,16 @@
 
 One subprocess per model (``modal deploy -m modelfleet.targets.modal.entry --name
 APP --env ENV --tag TAG``) with the model's bundle in its environment; at most
-``deploy_concurrency`` at once. A failure -- a bad GPU name refused by Modal, an image
-that does not build, the API going away -- ends that model's deploy and is reported
-with the client's own reason; the others carry on. After a success the app's new
-version is read back (``modal app history``) and recorded in the fleet state Dict.
+``deploy_concurrency`` at once. A failure -- a bad GPU name refused by Modal, a Secret
+that does not exist, an image that does not build, the API going away -- ends that
+model's deploy and is reported from the exit code with the client's last error line;
+the others carry on.
+
+What a deploy produced is read back through interfaces meant for programs, never
+from the CLI's human output (modal 1.6.4's ``modal deploy`` has no ``--json``): the
+new version from ``modal app history APP --json`` (newest first), the web URL by
+looking the deployed class up with the SDK (``modal.Cls.from_name(...)``, the same
+lookup ``fleet status`` uses). Then the version is recorded in the fleet state Dict.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord
 from modelfleet.targets.base import DeployOutcome, OnEvent, Result
+from modelfleet.targets.modal.app import SERVER_CLASS, WEB_METHOD
 from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle
 from modelfleet.targets.modal.client import ModalCommandError, checked_json, run_modal
 
@@ -67,10 +74,11 @@ def deploy_one(
     )  # fmt: skip
     if not done.ok:
         return outcome("failed", detail=done.reason())
-    url = done.web_url()
-    on_event(bundle.model, "recording", "reading the new version")
+    on_event(bundle.model, "recording", "reading the new version and URL")
+    url = ""
     try:
         version = latest_version(bundle.app_name, env)
+        url = deployed_web_url(bundle.app_name, env)
         record(
             bundle.model,
             DeployRecord(
@@ -92,3 +100,23 @@ def latest_version(app_name: str, environment: str) -> str:
     if not rows:
         raise ModalCommandError(f"app {app_name} has no deployment history")
     return str(rows[0]["version"])
+
+
+def deployed_web_url(app_name: str, environment: str) -> str:
+    """The web URL of the deployed app's server, looked up by name with the SDK.
+
+    ``Cls.from_name(app, cls)().method.get_web_url()`` is Modal's documented way to read a
+    class method's URL (modal/cls.py, modal/_functions.py ``get_web_url``); it asks the
+    control plane (ClassGet + FunctionGet), so it names what the live version serves.
+    """
+    import modal
+    from modal.exception import NotFoundError
+
+    try:
+        server = modal.Cls.from_name(app_name, SERVER_CLASS, environment_name=environment)
+        url: str | None = getattr(server(), WEB_METHOD).get_web_url()
+    except NotFoundError:
+        raise ModalCommandError(f"{app_name} is not deployed in Modal environment {environment!r}") from None
+    if not url:
+        raise ModalCommandError(f"{app_name}: {SERVER_CLASS}.{WEB_METHOD} has no web URL")
+    return url.rstrip("/")
