@@ -104,10 +104,10 @@ def test_the_deploy_speaks_the_rpc_sequence_of_modal_1_6_4(fleet: FleetDeploy) -
     app_id = _app_id(fleet.api, "fleet-smollm2-135m")
     names = [name for name, req in fleet.api.calls if getattr(req, "app_id", None) == app_id]
     relevant = [n for n in names if n in ("FunctionPrecreate", "FunctionCreate", "ClassCreate", "AppPublish")]
-    # Two functions (the serving class and seed): both precreated, then created, then the app published.
-    assert sorted(relevant[:2]) == ["FunctionPrecreate", "FunctionPrecreate"]
-    assert sorted(relevant[2:5]) == ["ClassCreate", "FunctionCreate", "FunctionCreate"]
-    assert relevant[5:] == ["AppPublish"]
+    # One function (the serving class; seeding is an app of its own): precreated, created, published.
+    assert relevant[:1] == ["FunctionPrecreate"]
+    assert sorted(relevant[1:3]) == ["ClassCreate", "FunctionCreate"]
+    assert relevant[3:] == ["AppPublish"]
     assert names[0] == "AppCreate" or "AppCreate" not in names  # AppCreate answers with the id itself
 
 
@@ -160,30 +160,24 @@ def test_web_endpoint_serves_the_edge_behind_proxy_auth(fleet: FleetDeploy, name
 
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)
 def test_weights_are_read_only_for_serving_and_writable_only_for_seeding(fleet: FleetDeploy, name: str) -> None:
+    # The seed app (its own app, tests/contract/test_modal_seed_app.py) is the one writer.
     definitions = _definitions(fleet.api, f"fleet-{name}")
+    assert set(definitions) == {"Server.*"}
     for fn in _ranked(definitions["Server.*"]):
         assert _mounts(fleet.api, fn) == {
             "/weights": ("modelfleet-weights", True),
             "/root/.cache/vllm": ("modelfleet-vllm-cache", False),
         }
-    (seed,) = _ranked(definitions["seed"])
-    assert _mounts(fleet.api, seed) == {"/weights": ("modelfleet-weights", False)}
-    assert not seed.resources.gpu_config.gpu_type  # seeding needs no GPU
     volume_versions = {req.version for req in fleet.api.requests("VolumeGetOrCreate")}
     assert volume_versions == {api_pb2.VOLUME_FS_VERSION_V2}
 
 
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)
 def test_the_hub_token_secret_goes_only_to_the_seed_function(fleet: FleetDeploy, name: str) -> None:
-    weights = fleet.catalog.get(name).spec.weights
+    # Serving gets the model's own secrets only; the seed app's secret: test_modal_seed_app.py.
     definitions = _definitions(fleet.api, f"fleet-{name}")
-    (seed,) = _ranked(definitions["seed"])
-    expected = {weights.token_secret} if getattr(weights, "token_secret", None) else set()
-    assert _secret_names(fleet.api, seed.secret_ids) == expected
     for fn in _ranked(definitions["Server.*"]):
         assert _secret_names(fleet.api, fn.secret_ids) == set(fleet.catalog.get(name).spec.secrets)
-    if name == "llama33-70b-instruct":
-        assert expected == {"huggingface-secret"}
 
 
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)
@@ -200,10 +194,11 @@ def test_image_layers_pin_the_base_vllm_uv_and_every_package(fleet: FleetDeploy,
     assert not any("uv:latest" in c for c in commands)
     for env in ("ENV HF_HUB_CACHE=/weights", "ENV VLLM_CACHE_ROOT=/root/.cache/vllm", "ENV HF_HUB_OFFLINE=1"):
         assert env in commands
-    # Snapshots are on for every example model: vLLM's sleep/wake routes need dev mode.
-    assert "ENV VLLM_SERVER_DEV_MODE=1" in commands
-    # Only the seed function's image may reach the hub.
-    assert "ENV HF_HUB_OFFLINE=0" in commands
+    # vLLM's sleep/wake routes need dev mode, and only the GPU snapshot sleeps the engine.
+    snapshot = fleet.catalog.get(name).spec.snapshot
+    assert ("ENV VLLM_SERVER_DEV_MODE=1" in commands) == (snapshot.enabled and snapshot.gpu_snapshot)
+    # Only the seed app's image may reach the hub.
+    assert "ENV HF_HUB_OFFLINE=0" not in commands
 
 
 def test_the_platform_package_is_uploaded_once_per_app(fleet: FleetDeploy) -> None:

@@ -31,11 +31,11 @@ def bundle() -> ModelBundle:
     return make_bundle(catalog.get("llama33-70b-instruct"), catalog, settings)
 
 
-def test_a_container_without_an_engine_booted_cold() -> None:
+def test_a_container_whose_snapshot_hook_never_ran_booted_cold() -> None:
     assert boot_kind(False, None, "ta-1") == "cold"
 
 
-def test_an_engine_found_in_a_new_task_was_restored_from_the_snapshot() -> None:
+def test_a_snapshot_prepared_in_another_task_was_restored() -> None:
     assert boot_kind(True, "ta-snapshotter", "ta-restored") == "restore"
 
 
@@ -43,7 +43,7 @@ def test_the_container_that_took_the_snapshot_reports_its_cold_start() -> None:
     assert boot_kind(True, "ta-1", "ta-1") == "cold"
 
 
-def test_an_engine_with_unknown_task_ids_counts_as_a_restore() -> None:
+def test_a_prepared_snapshot_with_unknown_task_ids_counts_as_a_restore() -> None:
     assert boot_kind(True, None, None) == "restore"
 
 
@@ -74,21 +74,34 @@ def test_the_app_module_needs_to_be_told_its_model(monkeypatch: pytest.MonkeyPat
         load_bundle()
 
 
+def _with_snapshot(bundle: ModelBundle, *, enabled: bool, gpu: bool) -> ModelBundle:
+    snapshot = bundle.spec.snapshot.model_copy(update={"enabled": enabled, "gpu_snapshot": gpu})
+    return bundle.model_copy(update={"spec": bundle.spec.model_copy(update={"snapshot": snapshot})})
+
+
 def test_serving_env_points_caches_at_the_volumes_and_keeps_the_hub_offline(bundle: ModelBundle) -> None:
     env = serving_env(bundle)
 
     assert env["HF_HUB_CACHE"] == "/weights"
     assert env["VLLM_CACHE_ROOT"] == "/root/.cache/vllm"
     assert env["HF_HUB_OFFLINE"] == "1"
-    assert env["VLLM_SERVER_DEV_MODE"] == "1"
-    no_snapshot = bundle.model_copy(
-        update={
-            "spec": bundle.spec.model_copy(
-                update={"snapshot": bundle.spec.snapshot.model_copy(update={"enabled": False})}
-            )
-        }
-    )
-    assert "VLLM_SERVER_DEV_MODE" not in serving_env(no_snapshot)
+
+
+@pytest.mark.parametrize(("enabled", "gpu"), [(True, True), (True, False), (False, False)])
+def test_vllm_is_pinned_to_loopback_and_torch_kept_quiet_as_in_modals_snapshot_examples(
+    bundle: ModelBundle, enabled: bool, gpu: bool
+) -> None:
+    # vLLM's TCPStore binds the container IP, which a restore changes (modal-examples#1558).
+    env = serving_env(_with_snapshot(bundle, enabled=enabled, gpu=gpu))
+
+    assert env["VLLM_HOST_IP"] == "127.0.0.1"
+    assert env["TORCH_CPP_LOG_LEVEL"] == "FATAL"
+
+
+def test_dev_routes_are_on_for_the_gpu_snapshot_only(bundle: ModelBundle) -> None:
+    assert serving_env(_with_snapshot(bundle, enabled=True, gpu=True))["VLLM_SERVER_DEV_MODE"] == "1"
+    assert "VLLM_SERVER_DEV_MODE" not in serving_env(_with_snapshot(bundle, enabled=True, gpu=False))
+    assert "VLLM_SERVER_DEV_MODE" not in serving_env(_with_snapshot(bundle, enabled=False, gpu=False))
 
 
 @pytest.mark.parametrize("pin", RUNTIME_PACKAGES)

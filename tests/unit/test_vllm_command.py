@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelfleet.catalog import load_catalog
-from modelfleet.runtime.command import SERVE_ENTRY, vllm_command, vllm_env
+from modelfleet.runtime.command import SERVE_ENTRY, snapshot_kind, vllm_command, vllm_env
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.model import ModelSpec
 
@@ -50,13 +50,33 @@ def test_gpu_command_carries_every_serving_field_of_the_spec(demo_spec: ModelSpe
     assert "--enforce-eager" not in argv  # local-only setting
 
 
-def test_sleep_mode_is_on_for_gpu_with_snapshots_and_off_without(demo_spec: ModelSpec) -> None:
-    assert demo_spec.snapshot.enabled
-    assert "--enable-sleep-mode" in _gpu(demo_spec)
-    assert vllm_env(demo_spec, platform="gpu")["VLLM_SERVER_DEV_MODE"] == "1"
-    no_snapshot = demo_spec.model_copy(update={"snapshot": demo_spec.snapshot.model_copy(update={"enabled": False})})
-    assert "--enable-sleep-mode" not in _gpu(no_snapshot)
-    assert "VLLM_SERVER_DEV_MODE" not in vllm_env(no_snapshot, platform="gpu")
+def _snapshot(spec: ModelSpec, *, enabled: bool, gpu: bool) -> ModelSpec:
+    return spec.model_copy(
+        update={"snapshot": spec.snapshot.model_copy(update={"enabled": enabled, "gpu_snapshot": gpu})}
+    )
+
+
+def test_sleep_mode_and_dev_routes_come_with_the_gpu_snapshot_only(demo_spec: ModelSpec) -> None:
+    gpu = _snapshot(demo_spec, enabled=True, gpu=True)
+    assert snapshot_kind(gpu) == "gpu"
+    assert "--enable-sleep-mode" in _gpu(gpu)
+    assert vllm_env(gpu, platform="gpu")["VLLM_SERVER_DEV_MODE"] == "1"
+    for kind, spec in (
+        ("memory", _snapshot(demo_spec, enabled=True, gpu=False)),
+        ("none", _snapshot(demo_spec, enabled=False, gpu=False)),
+    ):
+        assert snapshot_kind(spec) == kind
+        assert "--enable-sleep-mode" not in _gpu(spec)
+        assert "VLLM_SERVER_DEV_MODE" not in vllm_env(spec, platform="gpu")
+
+
+def test_a_memory_only_snapshot_serves_with_the_flags_of_no_snapshot(demo_spec: ModelSpec) -> None:
+    # vLLM's compile-cache key follows the flags: a memory-only snapshot must not change it.
+    memory = _snapshot(demo_spec, enabled=True, gpu=False)
+    none = _snapshot(demo_spec, enabled=False, gpu=False)
+
+    assert _gpu(memory) == _gpu(none)
+    assert vllm_env(memory, platform="gpu") == vllm_env(none, platform="gpu")
 
 
 def test_cpu_command_uses_the_local_overrides_and_no_gpu_flags(demo_spec: ModelSpec) -> None:

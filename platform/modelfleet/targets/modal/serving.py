@@ -1,17 +1,26 @@
 """What a serving container does, hook by hook: the runtime's engine and edge, no new engine code.
 
-- before the snapshot (``enter(snap=True)``): start vLLM with sleep mode, wait for
-  /health, send warm-up requests, put it to sleep -- Modal then snapshots CPU and
-  GPU memory with a warmed, sleeping server in it;
+Per snapshot kind (``runtime.command.SnapshotKind``):
+
+- before the snapshot (``enter(snap=True)``): "gpu" -- start vLLM with sleep mode,
+  wait for /health, send warm-up requests, put it to sleep, commit the compile cache
+  the boot filled; Modal then snapshots CPU and GPU memory with a warmed, sleeping
+  server in it. "memory" -- the GPU is not attached yet, so start the preloading
+  launcher (``runtime/launcher.py``), which imports vLLM's heavy dependencies and
+  waits; the snapshot holds those imports;
 - after the snapshot, or at a plain cold start (``enter(snap=False)``): wake the
-  engine if one exists, else start it, and record how this container booted;
+  sleeping engine, release the launcher, or start vLLM; record how this container
+  booted: "restore" when the snapshot hook ran in another task (Modal gives a
+  restored container a new ``MODAL_TASK_ID``: ``_runtime/task_lifecycle_manager.py``,
+  ``memory_restore``), else "cold";
 - the web endpoint: the runtime edge in front of vLLM, so the dev routes sleep mode
   needs (/sleep, /wake_up, /collective_rpc, ...) are never reachable from outside;
 - exit: stop vLLM.
 
-The boot kind and seconds go out on the edge's ``/health`` JSON, so a snapshot job
-can tell a restore from a cold start. This module imports no Modal code: the hooks
-in ``entry`` call it.
+The boot kind, the snapshot kind and the seconds go out on the edge's ``/health``
+JSON (``{"boot": "restore", "snapshot": "memory", "boot_seconds": 41.2}``), so a
+snapshot job can tell a restore from a cold start. This module imports no Modal code
+and assumes no decorator shape: the hooks in ``entry`` call it.
 """
 
 from __future__ import annotations
@@ -19,11 +28,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from modelfleet.runtime.command import SnapshotKind, snapshot_kind
 from modelfleet.runtime.edge import EdgeConfig, build_edge
 from modelfleet.runtime.engine import Engine
+from modelfleet.runtime.preloaded import launcher_entry, release, reset_control, wait_preloaded
 from modelfleet.targets.modal.bundle import ModelBundle
 
 EDGE_PORT = 8000  # what Modal's web server forwards to
@@ -32,43 +44,48 @@ VLLM_PORT = 8001  # vLLM on 127.0.0.1 only: reachable through the edge alone
 # (the enter hooks waited for it), so a long wait here would only hide a broken edge.
 EDGE_STARTUP_TIMEOUT = 120
 LOG_PATH = Path("/tmp/modelfleet/vllm.log")
+LAUNCHER_CONTROL = Path("/tmp/modelfleet/launcher")
+# The launcher's imports take seconds to a minute; a hung import must not hold the snapshot hook.
+PRELOAD_TIMEOUT = 600.0
 TASK_ID_ENV = "MODAL_TASK_ID"
 
 BootKind = Literal["cold", "restore"]
 
 
-def boot_kind(engine_exists: bool, snapshot_task: str | None, current_task: str | None) -> BootKind:
-    """How this container came up.
+def boot_kind(snapshot_prepared: bool, snapshot_task: str | None, current_task: str | None) -> BootKind:
+    """How this container came up, from task ids rather than from what is running.
 
-    An engine found by the post-snapshot hook was started before a snapshot. It is a
-    restore unless this is the very container that took the snapshot: that one paid
-    the full start and simply resumes (Modal hands restored containers a new task id).
+    After the snapshot hook ran, this is a restore unless this is the very container
+    that took the snapshot: that one paid the full start and simply resumes (Modal
+    hands restored containers a new task id). Unknown task ids count as a restore.
     """
-    if not engine_exists:
+    if not snapshot_prepared:
         return "cold"
     if snapshot_task and current_task and snapshot_task == current_task:
         return "cold"
     return "restore"
 
 
-def snapshot_engine(bundle: ModelBundle) -> bool:
-    """Whether the engine starts before the snapshot: only a GPU snapshot can hold its GPU memory."""
-    return bundle.spec.snapshot.enabled and bundle.spec.snapshot.gpu_snapshot
-
-
 class ServingRuntime:
-    """One container's engine, edge and boot record."""
+    """One container's engine, edge and boot record.
 
-    def __init__(self, bundle: ModelBundle) -> None:
+    ``commit_cache`` publishes the compile-cache volume (Modal's ``Volume.commit``):
+    a volume written during the snapshot hook must be committed before the snapshot.
+    """
+
+    def __init__(self, bundle: ModelBundle, *, commit_cache: Callable[[], None] | None = None) -> None:
         self.bundle = bundle
+        self.kind: SnapshotKind = snapshot_kind(bundle.spec)
+        self.commit_cache = commit_cache
         self.engine: Engine | None = None
+        self.snapshot_prepared = False
         self.snapshot_task: str | None = None
         self.prepare_seconds = 0.0
         self.boot: dict[str, object] = {}
         self.ready = False
         self._edge_thread: threading.Thread | None = None
 
-    def _new_engine(self) -> Engine:
+    def _new_engine(self, entry: tuple[str, ...] | None = None) -> Engine:
         return Engine.from_spec(
             self.bundle.spec,
             model_path=Path(self.bundle.checkpoint),
@@ -76,6 +93,7 @@ class ServingRuntime:
             platform="gpu",
             log_path=LOG_PATH,
             port=VLLM_PORT,
+            entry=entry,
         )
 
     def _start_engine(self) -> Engine:
@@ -85,28 +103,42 @@ class ServingRuntime:
         return engine
 
     def prepare_snapshot(self) -> None:
-        """Before the snapshot: a warmed engine put to sleep (nothing when snapshots are off)."""
-        if not snapshot_engine(self.bundle):
-            return
+        """Before the snapshot: a sleeping engine (gpu), a preloaded launcher (memory), or nothing."""
         started = time.monotonic()
-        engine = self._start_engine()
-        snapshot = self.bundle.spec.snapshot
-        engine.warm_up(snapshot.warmup_requests)
-        engine.sleep(snapshot.sleep_level)
-        self.engine = engine
+        if self.kind == "gpu":
+            engine = self._start_engine()
+            snapshot = self.bundle.spec.snapshot
+            engine.warm_up(snapshot.warmup_requests)
+            engine.sleep(snapshot.sleep_level)
+            self.engine = engine
+            if self.commit_cache is not None:
+                # The warm boot filled the compile cache: publish it before the snapshot freezes us.
+                self.commit_cache()
+        elif self.kind == "memory":
+            reset_control(LAUNCHER_CONTROL)
+            engine = self._new_engine(entry=launcher_entry(LAUNCHER_CONTROL))
+            engine.start()
+            wait_preloaded(engine, LAUNCHER_CONTROL, timeout=PRELOAD_TIMEOUT)
+            self.engine = engine
+        else:
+            return
+        self.snapshot_prepared = True
         self.snapshot_task = os.environ.get(TASK_ID_ENV)
         self.prepare_seconds = time.monotonic() - started
 
     def start(self) -> None:
         """After the snapshot (or at a cold start): a serving engine, and the boot recorded."""
         started = time.monotonic()
-        kind = boot_kind(self.engine is not None, self.snapshot_task, os.environ.get(TASK_ID_ENV))
+        kind = boot_kind(self.snapshot_prepared, self.snapshot_task, os.environ.get(TASK_ID_ENV))
         if self.engine is None:
             self.engine = self._start_engine()
-        else:
+        elif self.kind == "gpu":
             self.engine.wake()
+        else:
+            release(LAUNCHER_CONTROL)
+            self.engine.wait_healthy(timeout=self.bundle.spec.scaling.startup_timeout)
         seconds = time.monotonic() - started + (self.prepare_seconds if kind == "cold" else 0.0)
-        self.boot = {"boot": kind, "boot_seconds": round(seconds, 2), "snapshot": snapshot_engine(self.bundle)}
+        self.boot = {"boot": kind, "snapshot": self.kind, "boot_seconds": round(seconds, 2)}
         self.ready = True
 
     def health_info(self) -> dict[str, object]:
