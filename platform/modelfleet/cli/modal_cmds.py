@@ -22,9 +22,15 @@ state_app = typer.Typer(help="Fleet state: what each model's deploy recorded.", 
 
 def rollback(
     name: str = typer.Argument(help="Model folder name."),
-    to: str | None = typer.Option(None, "--to", help="Version to restore, e.g. v3 (default: the previous one)."),
+    to: str | None = typer.Option(
+        None, "--to", help="Version to restore, e.g. v3 (default: the one before the live version)."
+    ),
 ) -> None:
-    """Redeploy a previous version of a model's app (Modal's app rollback)."""
+    """Serve an earlier version of a model's app again (Modal's app rollback, strategy recreate).
+
+    The rollback is a new version on Modal; the fleet state then names that version with the
+    spec of the version it restored.
+    """
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         model = catalog.get(name)

@@ -228,7 +228,13 @@ class ModalTarget:
         )
 
     def history(self, model: CatalogModel | str) -> list[dict[str, Any]]:
-        """The app's deployment history, newest first (``modal app history --json``)."""
+        """The app's deployment history, newest first (``modal app history --json``).
+
+        Rows carry ``version`` ("v3"), ``time_deployed``, ``client``, ``deployed_by``,
+        ``commit`` and ``tag`` (the last only when some deploy was tagged): the table's column
+        names in snake case (modal/cli/app.py ``history``, modal/cli/utils.py ``display_table``),
+        sorted by version, newest first. A rollback's ``rollback_version`` is not printed.
+        """
         require_credentials()
         rows: list[dict[str, Any]] = checked_json("app", "history", self._app(model), "--env", self._env, "--json")
         return rows

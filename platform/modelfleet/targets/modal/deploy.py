@@ -95,7 +95,7 @@ def deploy_one(
 
 
 def latest_version(app_name: str, environment: str) -> str:
-    """The app's live version (``v3``), from its deployment history."""
+    """The app's live version (``v3``): the newest row of ``modal app history --json``."""
     rows = checked_json("app", "history", app_name, "--env", environment, "--json")
     if not rows:
         raise ModalCommandError(f"app {app_name} has no deployment history")
