@@ -120,6 +120,11 @@ def test_rollback_without_a_version_serves_the_previous_one_and_records_it_under
     assert sorted(r.task_id for r in api.requests("ContainerStop")) == sorted(bad_containers)
     assert api.running_containers(APP) == []
     assert api.unimplemented == []
+    # CI's rollback step leaves its part in the model's deploy report.
+    report = fleet_cli(api, root, "report", MODEL, "--json")
+    assert report.returncode == 0, report.stderr
+    part = json.loads(report.stdout)["models"][0]["parts"]["rollback"]
+    assert (part["result"], part["to_version"], part["detail"]) == ("ok", "v3", "rolled back to v1")
 
 
 def test_rollback_to_an_explicit_version_records_that_versions_spec(api: ModalApiRecorder, root: Path) -> None:

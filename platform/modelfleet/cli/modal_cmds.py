@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from modelfleet.cli.common import UserError, console, load_settings_and_catalog, user_errors
+from modelfleet.postdeploy.report import record_rollback
 from modelfleet.state import save_state_file
 from modelfleet.targets import get_target
 from modelfleet.targets.base import DeployOutcome
@@ -42,6 +43,8 @@ def rollback(
                 "rollback needs FLEET_TARGET=modal (or target = 'modal' in fleet.toml)"
             )
         outcome = method(model, to)
+        # CI's rollback step runs this command: the model's deploy report says what it did.
+        record_rollback(settings, outcome, target=target.name)
         if outcome.result != "ok":
             raise UserError(f"rollback of {name} failed: {outcome.detail}")
         console.print(f"{outcome.app}: {outcome.detail}, now live as {outcome.version}", highlight=False)
