@@ -33,10 +33,11 @@ from typing import Any
 
 from google.protobuf.message import Message
 from grpclib import GRPCError, Status
-from grpclib.server import Server, Stream
+from grpclib.server import Stream
 from modal_proto import api_grpc, api_pb2
 
 from .modal_api_handlers import ModalApiHandlers
+from .modal_api_server import AbortableServer
 from .modal_api_state import AppRecord, ContainerRecord, ModalState, new_object_id
 
 log = logging.getLogger(__name__)
@@ -57,36 +58,6 @@ def _make_rpc(name: str) -> Callable[[Any, Stream[Any, Any]], Any]:
 
     rpc.__name__ = rpc.__qualname__ = name
     return rpc
-
-
-class _AbortableServer(Server):
-    """grpclib ``Server`` that remembers its connections' transports.
-
-    Why: ``Server.close()`` only stops listening and cancels running handlers; established
-    HTTP/2 connections stay open, so a client would hang until its 40 s keepalive timeout.
-    Aborting the transports makes the server vanish the way a crashed control plane does.
-    """
-
-    def __init__(self, handlers: list[Any]) -> None:
-        super().__init__(handlers)
-        self.transports: list[asyncio.BaseTransport] = []
-
-    def _protocol_factory(self) -> Any:
-        protocol = super()._protocol_factory()
-        original = protocol.connection_made
-
-        def connection_made(transport: asyncio.BaseTransport) -> None:
-            self.transports.append(transport)
-            original(transport)
-
-        protocol.connection_made = connection_made  # type: ignore[method-assign]
-        return protocol
-
-    def abort(self) -> None:
-        """Stop listening and drop every open connection at once."""
-        self.close()
-        for transport in self.transports:
-            transport.abort()  # type: ignore[attr-defined]
 
 
 class _Servicer(api_grpc.ModalClientBase):
@@ -147,7 +118,7 @@ class ModalApiRecorder(ModalApiHandlers):
         self._go_away_after: int | None = None
         self._going_away = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: _AbortableServer | None = None
+        self._server: AbortableServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
         self._stopped = threading.Event()
@@ -166,7 +137,7 @@ class ModalApiRecorder(ModalApiHandlers):
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._server = _AbortableServer([_Servicer(self)])  # type: ignore[abstract]
+                self._server = AbortableServer([_Servicer(self)])  # type: ignore[abstract]
                 loop.run_until_complete(self._server.start("127.0.0.1", 0))
                 sockets = getattr(self._server._server, "sockets", None) or []
                 self._port = int(sockets[0].getsockname()[1])
