@@ -191,3 +191,20 @@ def test_rollback_on_the_local_target_is_a_clear_error(api: ModalApiRecorder, ro
     assert done.returncode == 1
     assert "rollback needs FLEET_TARGET=modal" in done.stderr
     assert len(api.calls) == calls_before
+
+
+def test_a_rollback_whose_old_containers_do_not_stop_fails_but_the_state_names_what_modal_serves(
+    api: ModalApiRecorder, root: Path
+) -> None:
+    good_hash, _ = deploy_good_then_bad(api, root)
+    api.fail_container_stop("worker unreachable")
+
+    done = fleet_cli(api, root, "rollback", MODEL)
+
+    # Modal serves v3 (= v1) already; only the recreate step failed, and the exit code says so.
+    assert done.returncode == 1
+    assert "rolled back to v1, but not every old container stopped" in done.stderr
+    assert "Traceback" not in done.stderr
+    record = drive(api, "state", root=root)["models"][MODEL]
+    assert (record["version"], record["spec_hash"]) == ("v3", good_hash)
+    assert len(api.running_containers(APP)) == 2

@@ -89,7 +89,8 @@ class ModalApiRecorder(ModalApiHandlers):
         ``secret_names()`` / ``volume_names()`` list what exists.
       - Containers: ``start_container(app_name)`` pretends Modal started one (of the live
         version); ``running_containers(app_name)``; ``containers(app_name)``: every record.
-      - Failure injection: ``fail_function_create_for(app_substring)``, ``go_away(after_calls)``,
+      - Failure injection: ``fail_function_create_for(app_substring)``, ``fail_container_stop()``,
+        ``go_away(after_calls)``,
         ``stop()``.
     """
 
@@ -302,6 +303,11 @@ class ModalApiRecorder(ModalApiHandlers):
         text = message or f"injected FunctionCreate failure for app matching '{app_name_substring}'"
         with self._lock:
             self.function_create_failures.append((app_name_substring, status, text))
+
+    def fail_container_stop(self, message: str = "container could not be stopped (injected)") -> None:
+        """Answer every ContainerStop with FAILED_PRECONDITION (not retried by the client)."""
+        with self._lock:
+            self.state.container_stop_error = message
 
     # ---- request dispatch (loop thread) --------------------------------------------------
     def _handle(self, name: str, request: Message, meta: Mapping[str, str]) -> list[Message]:

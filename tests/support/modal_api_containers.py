@@ -69,6 +69,8 @@ class ContainerHandlers:
         return api_pb2.TaskGetInfoResponse(app_id=task.app_id, info=info)
 
     def rpc_ContainerStop(self, req: api_pb2.ContainerStopRequest, meta: Mapping[str, str]) -> Message:
+        if self.state.container_stop_error:
+            raise GRPCError(Status.FAILED_PRECONDITION, self.state.container_stop_error)
         task = self.state.containers.get(req.task_id)
         if task is None:
             raise GRPCError(Status.NOT_FOUND, f"Container '{req.task_id}' not found")

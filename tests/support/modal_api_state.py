@@ -129,6 +129,8 @@ class ModalState:
     blobs: dict[str, bytes] = field(default_factory=dict)
     mount_files: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
+    # Failure injection: ContainerStop answers FAILED_PRECONDITION with this message when set.
+    container_stop_error: str = ""
 
     def env_name(self, requested: str) -> str:
         """The environment a request targets: empty means the default one."""
