@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from modal_proto import api_pb2
 
+from modelfleet.catalog import load_catalog
+from modelfleet.settings import FleetSettings
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import create_workspace, drive, run_driver
+from tests.support.modal_api_target import REPO, create_workspace, drive, run_driver
 
 MODEL = "smollm2-135m"
 WEIGHTS = "modelfleet-weights"
@@ -134,3 +136,14 @@ def test_the_hub_token_secret_goes_to_the_seed_function_of_a_gated_model() -> No
         assert {by_id[i] for i in seed.secret_ids} == {"huggingface-secret"}
         commands = [c for req in api.requests("ImageGetOrCreate") for c in req.image.dockerfile_commands]
         assert "ENV HF_HUB_OFFLINE=0" in commands  # the one image that may reach the hub
+
+
+def test_function_create_reserves_the_models_cpu_and_memory(deployed: ModalApiRecorder) -> None:
+    spec = load_catalog(FleetSettings(root=REPO)).get(MODEL).spec
+    app_id = deployed.apps()[f"fleet-{MODEL}"].app_id
+    for fn in _ranked(_functions_of(deployed, app_id)["Server.*"]):
+        # FunctionCreate carries milli-cores and MiB (modal/_resources.py, convert_fn_config_to_resources_config).
+        assert (fn.resources.milli_cpu, fn.resources.memory_mb) == (
+            round(spec.serving_cpu() * 1000),
+            spec.serving_memory_mib(),
+        )

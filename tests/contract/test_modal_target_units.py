@@ -7,6 +7,7 @@ a failed deploy says, so they are pinned down directly.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
@@ -129,3 +130,24 @@ def test_the_app_module_imports_in_a_container_without_the_repo(bundle: ModelBun
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["fleet-llama33-70b-instruct", "llama-3.3-70b-instruct"]
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "llama33-70b-instruct"])
+def test_the_serving_class_reserves_the_models_cpu_and_memory(model: str, tmp_path: Path) -> None:
+    # fn.info() of the class's service function, read offline from the very module Modal deploys.
+    settings = FleetSettings(root=REPO)
+    catalog = load_catalog(settings)
+    spec = catalog.get(model).spec
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "MODAL_"))}
+    env[BUNDLE_ENV] = make_bundle(catalog.get(model), catalog, settings).to_env()
+    code = (
+        "import json, modelfleet.targets.modal.entry as e; "
+        "i = e.Server._get_class_service_function().info(); print(json.dumps([i.cpu, i.memory_mib]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [spec.serving_cpu(), spec.serving_memory_mib()]
+    assert spec.serving_memory_mib() > 128  # Modal's default reservation is 128 MiB

@@ -8,6 +8,8 @@ field becomes on Modal is decided in this one file:
 - scaling: min/max/buffer containers, scaledown window, request timeout, and a
   start-up timeout long enough for vLLM to load (``scaling.startup_timeout``);
 - concurrency: ``@modal.concurrent(max_inputs, target_inputs)``;
+- resources: ``cpu=`` / ``memory=`` from the model (``ModelSpec.serving_cpu`` /
+  ``serving_memory_mib``), never Modal's 0.125-core / 128 MiB default;
 - snapshots: memory snapshot, plus the GPU snapshot when declared;
 - volumes: weights read-only for serving and never created by it (only the seed
   app, a separate app with no GPU, creates and writes them), the compile cache
@@ -100,6 +102,10 @@ def serving_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume
         "scaledown_window": scaling.scaledown_window,
         "timeout": scaling.timeout,
         "startup_timeout": scaling.startup_timeout,
+        # Without these Modal reserves 0.125 cores and 128 MiB; sleep level 1 moves every
+        # weight into host memory before a GPU snapshot (spec/resources.py derives both).
+        "cpu": spec.serving_cpu(),
+        "memory": spec.serving_memory_mib(),
         "enable_memory_snapshot": spec.snapshot.enabled,
         # The image already carries the package (``add_local_python_source``); the
         # automatic copy of the entry module's package would upload it twice.
