@@ -104,7 +104,7 @@ def test_the_probe_follows_303s_while_the_snapshot_boot_outlasts_the_request_lim
     redirects = len(deployed.front.redirects)
     seen = probe_boot(deployed.url, deployed.credentials, SERVED, timeout=60)
     assert seen.boot in ("cold", "restore") and seen.ttft_seconds >= BOOT
-    assert "/v1/chat/completions" in deployed.front.redirects[redirects:]
+    assert f"{deployed.url}/v1/chat/completions" in deployed.front.redirects[redirects:]
 
 
 def test_the_snapshot_loop_through_the_front_ends_in_a_restore(deployed: Deployed) -> None:
@@ -134,7 +134,7 @@ def test_the_openai_sdk_follows_modals_303_by_itself(deployed: Deployed) -> None
         model=SERVED, messages=[{"role": "user", "content": "hi"}], max_tokens=8, stream=True
     )
     assert "".join(e.choices[0].delta.content or "" for e in stream if e.choices)
-    assert "/v1/chat/completions" in deployed.front.redirects[redirects:]
+    assert f"{deployed.url}/v1/chat/completions" in deployed.front.redirects[redirects:]
 
 
 def test_a_boot_that_outlasts_the_whole_wait_fails_with_the_wait_in_the_message(deployed: Deployed) -> None:

@@ -4,6 +4,11 @@ Starting vLLM costs about a minute of both cores, so every runtime e2e test shar
 ``demo_engine`` started here through the real ``Engine``. It runs with dev mode on
 (``VLLM_SERVER_DEV_MODE=1``), as production does for sleep mode, so vLLM's dangerous
 routes exist and the edge tests can prove they are unreachable through the edge.
+
+It also answers to every example model's served name (``--served-model-name`` takes
+several; vLLM lists each in /v1/models and answers with the first, the demo's:
+vllm/entrypoints/launchers/api_server/app_state.py), so the post-deploy steps can run
+for all four models against the loopback Modal front with one CPU-sized server.
 """
 
 from __future__ import annotations
@@ -35,8 +40,24 @@ def demo_spec(fleet_root: Path) -> ModelSpec:
 
 
 @pytest.fixture(scope="session")
+def served_aliases(fleet_root: Path) -> list[str]:
+    """Every example model's served name except the demo's: names the shared vLLM answers to as well."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLEET_ROOT", str(fleet_root))
+        patch.delenv("FLEET_TARGET", raising=False)
+        catalog = load_catalog(FleetSettings())
+    return sorted(m.served_name for m in catalog.models.values() if m.served_name != DEMO)
+
+
+def _answer_to(engine: Engine, aliases: list[str]) -> None:
+    """Add ``aliases`` after the served name: ``--served-model-name demo alias...`` (the demo stays first)."""
+    at = engine.command.index("--served-model-name") + 2
+    engine.command[at:at] = aliases
+
+
+@pytest.fixture(scope="session")
 def demo_engine(
-    demo_spec: ModelSpec, demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+    demo_spec: ModelSpec, demo_checkpoint: Path, served_aliases: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:
     """The shared vLLM server, started, healthy and warmed up; stopped (and checked gone) at the end."""
     engine = Engine.from_spec(
@@ -47,6 +68,7 @@ def demo_engine(
         log_path=tmp_path_factory.mktemp("engine") / "vllm.log",
     )
     engine.env["VLLM_SERVER_DEV_MODE"] = "1"
+    _answer_to(engine, served_aliases)
     engine.start()
     try:
         engine.wait_healthy(ENGINE_START_TIMEOUT)

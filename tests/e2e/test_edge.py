@@ -112,7 +112,7 @@ def test_openai_sdk_chat_through_the_edge_with_modal_headers(edge_url: str, toke
     client = openai.OpenAI(base_url=f"{edge_url}/v1", api_key="unused", default_headers=token.modal_headers)
     answer = client.chat.completions.create(model=DEMO, messages=QUESTION, max_tokens=16, temperature=0)
     assert "Paris" in (answer.choices[0].message.content or "")
-    assert [m.id for m in client.models.list()] == [DEMO]
+    assert client.models.list().data[0].id == DEMO  # then the aliases the session's vLLM answers to (conftest)
 
 
 def test_openai_sdk_streams_through_the_edge_with_the_bearer_form(edge_url: str, token: Token) -> None:

@@ -148,7 +148,7 @@ class ModalWebFront:
         self.settings = settings
         self.endpoints: dict[str, Endpoint] = {}
         self.boots: list[Boot] = []
-        self.redirects: list[str] = []
+        self.redirects: list[str] = []  # URLs (without query) answered with 303
         self.refused: list[int] = []
         self._sockets: dict[str, socket.socket] = {}
         self._containers: dict[str, FrontContainer] = {}
@@ -260,7 +260,7 @@ class ModalWebFront:
     def _see_other(self, request: web.Request, call: HeldCall) -> web.Response:
         """303 to the result URL: this URL plus the call id (Modal guide "Request timeouts")."""
         location = request.url.without_query_params(CALL_PARAM).update_query({CALL_PARAM: call.call_id})
-        self.redirects.append(request.path)
+        self.redirects.append(f"{request.url.origin()}{request.path}")
         return web.Response(status=303, headers={"Location": str(location)})
 
     def _refusal(self, request: web.Request, environment: str) -> str | None:
