@@ -139,8 +139,13 @@ def test_the_openai_sdk_follows_modals_303_by_itself(deployed: Deployed) -> None
 
 def test_a_boot_that_outlasts_the_whole_wait_fails_with_the_wait_in_the_message(deployed: Deployed) -> None:
     stop_containers(deployed)
+    # Two 303s (0.4 s each), then the last hop is cut to what is left of the 0.9 s.
     with pytest.raises(ProbeError, match=r"no token within 1s"):
         probe_boot(deployed.url, deployed.credentials, SERVED, timeout=0.9)
+
+
+def test_the_boot_kind_is_unknown_when_its_wait_runs_out(deployed: Deployed) -> None:
+    stop_containers(deployed)
     assert read_boot(deployed.url, deployed.credentials, timeout=0.2) == ("unknown", None)
 
 

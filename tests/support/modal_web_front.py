@@ -325,9 +325,12 @@ class ModalWebFront:
     async def _relay(self, call: HeldCall, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(status=call.status, headers=dict(call.headers))
         await response.prepare(request)
-        async for chunk in _chunks(call):
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            async for chunk in _chunks(call):
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client gave up (its own deadline); the call's result stays for a poll
         return response
 
     # ---- containers ----------------------------------------------------------------------
