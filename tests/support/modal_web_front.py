@@ -44,16 +44,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import aiohttp
-import uvicorn
 from aiohttp import web
 from modal_proto import api_pb2
 from yarl import URL
 
-from modelfleet.runtime.command import free_port
-from modelfleet.runtime.edge import EdgeConfig, edge_server
+from modelfleet.runtime.edge import EdgeConfig
 from modelfleet.runtime.tokens import parse_credentials
 
 from .modal_api_state import new_object_id
+from .modal_web_front_containers import FrontContainer, start_edge
+from .modal_web_front_defs import live_definitions, snapshots_enabled, web_auth
 
 if TYPE_CHECKING:
     from .modal_api import ModalApiRecorder
@@ -84,27 +84,6 @@ class Endpoint:
     app_name: str
     label: str
     url: str
-
-
-@dataclass
-class FrontContainer:
-    """A running container: its recorder task id, version, boot and the edge serving in it."""
-
-    task_id: str
-    app_id: str
-    version: int
-    boot: str
-    boot_seconds: float
-    server: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
-    url: str = ""
-
-    def stop(self) -> None:
-        """Shut the container's edge down (what ``modal container stop`` does to its process)."""
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(timeout=10)
 
 
 @dataclass
@@ -279,10 +258,10 @@ class ModalWebFront:
                 app = state.apps[app_id]
                 if name != endpoint.app_name or app.state != api_pb2.APP_STATE_DEPLOYED:
                     continue
-                for definition in _definitions(self.api, app_id):
-                    auth = _web_auth(definition, endpoint.url)
+                for definition in live_definitions(self.api, app_id):
+                    auth = web_auth(definition, endpoint.url)
                     if auth is not None:
-                        return app_id, environment, app.version, auth, _snapshots_enabled(definition)
+                        return app_id, environment, app.version, auth, snapshots_enabled(definition)
         return None
 
     async def _run(
@@ -370,7 +349,7 @@ class ModalWebFront:
             auth_mode="modal-proxy" if live.requires_auth else "public",
             health_info=lambda: {"boot": container.boot, "boot_seconds": container.boot_seconds, "snapshot": snapshots},
         )
-        await asyncio.to_thread(_start_edge, container, config)
+        await asyncio.to_thread(start_edge, container, config)
         previous = self._containers.get(app_id)
         self._containers[app_id] = container
         if previous is not None:
@@ -388,19 +367,6 @@ class ModalWebFront:
                     await asyncio.to_thread(container.stop)
 
 
-def _start_edge(container: FrontContainer, config: EdgeConfig) -> None:
-    port = free_port()
-    server = edge_server(config, host="127.0.0.1", port=port)
-    thread = threading.Thread(target=server.run, name=f"front-container-{container.task_id}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the container's edge did not start")
-        time.sleep(0.02)
-    container.server, container.thread, container.url = server, thread, f"http://127.0.0.1:{port}"
-
-
 async def _chunks(call: HeldCall) -> AsyncIterator[bytes]:
     """Every body chunk of the call, from the first, waiting for more until it is done."""
     for index in itertools.count():
@@ -410,33 +376,3 @@ async def _chunks(call: HeldCall) -> AsyncIterator[bytes]:
                 return
             chunk = call.chunks[index]
         yield chunk
-
-
-def _definitions(api: ModalApiRecorder, app_id: str) -> list[api_pb2.FunctionData]:
-    """The function definitions the app's live version serves (per version where the recorder keeps them)."""
-    state = api.state
-    app = state.apps[app_id]
-    live = app.deployments[-1] if app.deployments else None
-    per_version = getattr(live, "functions", None) or {}
-    definitions = []
-    for function_id in app.function_ids.values():
-        kept = per_version.get(function_id)
-        definition = kept[1] if kept else state.function_data.get(function_id)
-        if definition is not None:
-            definitions.append(definition)
-    return definitions
-
-
-def _web_auth(definition: api_pb2.FunctionData, url: str) -> bool | None:
-    """Whether the web endpoint at ``url`` requires proxy auth; None when this definition does not serve it."""
-    if definition.web_url == url and definition.webhook_config.type:
-        return bool(definition.webhook_config.requires_proxy_auth)
-    for method in definition.method_definitions.values():
-        if method.web_url == url and method.webhook_config.type:
-            return bool(method.webhook_config.requires_proxy_auth)
-    return None
-
-
-def _snapshots_enabled(definition: api_pb2.FunctionData) -> bool:
-    """``enable_memory_snapshot`` as FunctionCreate carries it: ``checkpointing_enabled`` of the ranked functions."""
-    return any(ranked.function.checkpointing_enabled for ranked in definition.ranked_functions)
