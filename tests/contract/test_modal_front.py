@@ -11,11 +11,13 @@ the same paths against the real one, tests/e2e/test_postdeploy_modal.py).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import openai
@@ -208,3 +210,25 @@ def test_a_failing_smoke_still_deletes_its_token(deployed: Deployed) -> None:
     assert done.returncode == 1 and "models lists the served name" in done.stderr
     assert api.requests("WebhookTokenDelete")[-1].token_id not in before
     assert set(api.proxy_tokens) == before
+
+
+def test_with_snapshots_off_every_boot_is_cold(tmp_path: Path) -> None:
+    # Modal takes a snapshot only of a definition with enable_memory_snapshot (checkpointing_enabled).
+    root = tmp_path / "fleet"
+    for folder in ("models", "volumes"):
+        shutil.copytree(REPO / folder, root / folder)
+    shutil.copy(REPO / "fleet.toml", root / "fleet.toml")
+    toml = root / "models" / MODEL / "model.toml"
+    toml.write_text(toml.read_text() + "\n[snapshot]\nenabled = false\ngpu_snapshot = false\n")
+    with FakeEndpoint(Behaviour(auth=False, served_names=[SERVED])) as upstream, ModalApiRecorder() as api:
+        create_workspace(api, root)
+        with ModalWebFront(api, FrontSettings(upstream_url=upstream.url, request_limit=5.0)) as front:
+            drive(api, "deploy", "commit-1", MODEL, root=root)
+            url = drive(api, "endpoint", MODEL, root=root)
+            credentials = mint_token(api, api.state.environment)
+            kinds = []
+            for _ in range(2):
+                drive(api, "stop-containers", MODEL, root=root)
+                kinds.append(read_boot(url, credentials, timeout=30)[0])
+    assert kinds == ["cold", "cold"]
+    assert [b.kind for b in front.boots] == ["cold", "cold"]
