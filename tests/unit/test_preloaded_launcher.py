@@ -10,6 +10,9 @@ bench/launcher_preload.py.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -167,3 +170,25 @@ def test_the_gpu_snapshot_hook_commits_the_compile_cache_after_the_engine_sleeps
         assert runtime.record.read_text().splitlines()[-1] == "POST /wake_up"
     finally:
         runtime.stop()
+
+
+def test_the_launcher_keeps_its_own_folder_off_the_path_it_hands_to_vllm(tmp_path: Path) -> None:
+    # multiprocessing passes sys.path to every process vLLM spawns; modelfleet/runtime has no place there.
+    (tmp_path / "print_path.py").write_text("import json, sys; print('PATH=' + json.dumps(sys.path))\n")
+    control = tmp_path / "control"
+    reset_control(control)
+    release(control)  # released before it starts: it runs the module as soon as its imports are done
+    python, script, *_ = launcher_entry(control)
+    done = subprocess.run(
+        [python, script, str(control), "print_path"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=PRELOAD_TIMEOUT,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("PATH=")]
+    path = [Path(p).resolve() for p in json.loads(line.removeprefix("PATH=")) if p]
+    assert Path(script).resolve().parent not in path
+    assert tmp_path.resolve() in path
