@@ -50,13 +50,13 @@ class Deployed:
     credentials: Credentials
 
 
-def mint_token(api: ModalApiRecorder, environment: str | None = None) -> Credentials:
+def mint_token(api: ModalApiRecorder, environment: str | None = None, name: str = "test") -> Credentials:
     """A proxy token made with the real client (``modal.Workspace...proxy_tokens``), allowed in ``environment``."""
     code = textwrap.dedent(
         f"""
         import json, modal
         tokens = modal.Workspace.from_context().proxy_tokens
-        token = tokens.create(name="test")
+        token = tokens.create(name={name!r})
         if {environment!r}:
             tokens.allow(token.token_id, {environment!r})
         print(json.dumps([token.token_id, token.token_secret]))
@@ -190,6 +190,27 @@ def test_a_smoke_run_mints_a_token_for_the_environment_uses_it_and_deletes_it(de
     assert allow.environment_id == f"en-{api.state.environment}"
     assert [r.token_id for r in api.requests("WebhookTokenDelete")][-1] == allow.token_id
     assert set(api.proxy_tokens) == before
+
+
+def test_a_new_temporary_token_first_deletes_the_fleets_tokens_a_killed_job_left(deployed: Deployed) -> None:
+    api = deployed.api
+    left = mint_token(api, name="fleet-temporary-smoke-main-20261201T000000Z")
+    foreign = mint_token(api, name="production-webhooks")
+    fresh = mint_token(api, name="fleet-temporary-snapshot-main-20261202T000000Z")
+    with api._lock:
+        for token in (left, foreign):
+            api.proxy_tokens[token.key].created_at -= 8 * 3600  # older than any job runs
+    done = subprocess.run(
+        [sys.executable, "-m", "modelfleet", "smoke", MODEL, "--timeout", "60"],
+        env={**fleet_env(api), "CI": "1"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert left.key not in api.proxy_tokens
+    assert {foreign.key, fresh.key} <= set(api.proxy_tokens)  # not the fleet's, or a live job's
 
 
 def test_a_failing_smoke_still_deletes_its_token(deployed: Deployed) -> None:

@@ -8,21 +8,26 @@ modal/_workspace.py; the CLI is ``modal workspace proxy-tokens create --json``),
 job mints its own, limits it to the model's environment, and deletes it when done --
 also when the job fails.
 
-Modal shows a token's secret once, at creation. The name says what made the token and
-when, so one a killed job leaves behind is recognisable in ``modal workspace
-proxy-tokens list`` (names are labels: Modal does not require them to be unique).
+Modal shows a token's secret once, at creation, and its tokens do not expire. The name
+says what made the token and when; a job killed before its cleanup leaves its token
+behind, so each new one first deletes the fleet's temporary tokens older than any job
+can run (GitHub Actions stops a job after 6 hours by default), which bounds how long a
+leaked one lives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from modelfleet.errors import FleetError
 from modelfleet.targets.base import Credentials
 
 TOKEN_NAME_PREFIX = "fleet-temporary"
+# Older than the longest job (6 h, GitHub Actions' default job timeout) plus a margin: no live job owns it.
+STALE_AFTER = timedelta(hours=7)
 
 
 class ProxyTokenError(FleetError):
@@ -49,6 +54,7 @@ def temporary_proxy_token(environment: str, purpose: str) -> Iterator[Credential
     proxy_tokens = modal.Workspace.from_context().proxy_tokens
     name = token_name(purpose, environment)
     try:
+        delete_stale_tokens(proxy_tokens)
         token = proxy_tokens.create(name=name)
     except ModalError as error:
         raise ProxyTokenError(f"cannot create a proxy token: {error}") from None
@@ -68,3 +74,20 @@ def temporary_proxy_token(environment: str, purpose: str) -> Iterator[Credential
                 f"cannot delete temporary proxy token {token.token_id} ({name}): {error}; "
                 f"delete it with `modal workspace proxy-tokens delete {token.token_id} --yes`"
             ) from None
+
+
+def delete_stale_tokens(proxy_tokens: Any, now: datetime | None = None) -> list[str]:
+    """Delete the fleet's temporary tokens older than ``STALE_AFTER`` (left by killed jobs); their ids.
+
+    ``proxy_tokens`` is ``modal.Workspace.from_context().proxy_tokens``; only tokens whose
+    name starts with ``TOKEN_NAME_PREFIX`` are ever touched.
+    """
+    cutoff = (now or datetime.now(UTC)) - STALE_AFTER
+    stale = [
+        token.token_id
+        for token in proxy_tokens.list()
+        if token.name.startswith(f"{TOKEN_NAME_PREFIX}-") and token.created_at < cutoff
+    ]
+    for token_id in stale:
+        proxy_tokens.delete(token_id)
+    return stale
