@@ -54,7 +54,7 @@ _DROP_REQUEST = {
 # so OpenAI SDKs show it.
 UNAUTHORIZED = {
     "error": {
-        "message": "missing or invalid credentials for proxy authorization (send Modal-Key and Modal-Secret)",
+        "message": "missing or invalid credentials for proxy authorization (send Authorization: Bearer <key>.<secret>, or Modal-Key and Modal-Secret)",
         "type": "unauthorized",
         "code": 401,
     }
