@@ -19,7 +19,9 @@ it does, so this front does them (sources in the comments where each is done):
   (150 on Modal) gets ``303 See Other`` with ``Location`` = its URL plus
   ``__modal_function_call_id=fc-...``; a GET of that waits again up to the limit for the
   same request (no new one) and serves its result, or answers 303 again (guide
-  "Request timeouts", https://modal.com/docs/guide/webhook-timeouts).
+  "Request timeouts", https://modal.com/docs/guide/webhook-timeouts). The guide says
+  nothing about a response that has begun streaming before the limit; here the limit
+  applies until the response headers, and a started stream runs to its end.
 
 Snapshots follow the deployed definition (FunctionCreate's ``checkpointing_enabled``):
 the snapshot is taken during a cold start after a deploy (``snapshot_after`` cold
