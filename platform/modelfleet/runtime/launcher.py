@@ -1,7 +1,8 @@
 """A Python process that imports vLLM's heavy dependencies, then waits to be told to run vLLM.
 
 Why: a memory-only snapshot (no GPU snapshot) is taken before the container has its
-GPU (Modal attaches GPUs to the snapshot phase only with ``enable_gpu_snapshot``), so
+GPU (Modal attaches GPUs to the snapshot phase only with ``enable_gpu_snapshot``:
+https://modal.com/docs/guide/memory-snapshots, "CPU Memory Snapshots"), so
 vLLM cannot start before it. What the snapshot can hold is the import work: this
 process imports torch, transformers and the server's libraries before the snapshot,
 and after each restore runs vLLM's OpenAI server in the very same process with
