@@ -59,6 +59,11 @@ async def generate(request: Request) -> Response:
 
     if not body.get("stream"):
         message = {"message": {"role": "assistant", "content": "x" * count}} if chat else {"text": "x" * count}
+        if body.get("logprobs") and not chat:  # greedy.py's probe: deterministic ids, as the real one is
+            seed = len(str(body.get("prompt")))
+            ids = [(seed * 31 + i * 7) % 32000 for i in range(count)]
+            tokens = [f"token_id:{i}" for i in ids]
+            message["logprobs"] = {"tokens": tokens, "token_logprobs": [-1.0] * count}
         return JSONResponse({"choices": [{"index": 0, **message}], "usage": {"completion_tokens": count}})
 
     async def events() -> AsyncIterator[bytes]:
@@ -92,6 +97,7 @@ def main() -> None:
             Route("/v1/completions", generate, methods=["POST"]),
             Route("/collective_rpc", dev_route, methods=["POST"]),
             Route("/server_info", dev_route),
+            Route("/reset_prefix_cache", dev_route, methods=["POST"]),
         ]
     )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
