@@ -70,6 +70,24 @@ def _function_data_from(fn: api_pb2.Function) -> api_pb2.FunctionData:
     return data
 
 
+def _check_server(definition: api_pb2.FunctionData) -> None:
+    """Refuse a Server definition Modal would refuse: no port or routing region, web or method
+    parts (a Server only forwards its port), a grace period over the hour (modal 1.6.4
+    ``_server.py``, ``validate_http_server_config``: the client checks the same before sending)."""
+    http = definition.http_config
+    problems = []
+    if not 1 <= http.port <= 65535:
+        problems.append(f"port {http.port}")
+    if not http.proxy_regions or not http.proxy_regions[0]:
+        problems.append("no routing region")
+    if http.exit_grace_period > 3600:
+        problems.append(f"exit_grace_period {http.exit_grace_period} > 3600")
+    if definition.webhook_config.type or definition.method_definitions:
+        problems.append("a Server has no web endpoint or methods of its own")
+    if problems:
+        raise GRPCError(Status.INVALID_ARGUMENT, f"invalid Server {definition.function_name}: {'; '.join(problems)}")
+
+
 def _not_found(kind: str, name: str, env: str) -> GRPCError:
     """NOT_FOUND as Modal words a failed lookup by name (the client raises it as NotFoundError,
     modal/_grpc_client.py); the same shape the client itself uses, modal/cli/endpoint.py."""
@@ -209,6 +227,12 @@ class ModalApiHandlers(AppVersionHandlers, DictHandlers, ContainerHandlers, Prox
         web_url = self._fill_web_urls(resp.function_data, app_name)
         source = resp.function_data
         handle = resp.handle_metadata
+        if source.is_server:
+            _check_server(source)
+            # A Server's URL is not a web_url: the client reads it from the handle metadata
+            # (modal/_functions.py `_experimental_get_flash_urls`; modal/_server.py `get_url`).
+            region = source.http_config.proxy_regions[0]
+            handle._experimental_flash_urls.append(self.state.server_url(app_name, source.function_name, region))
         handle.function_name = source.function_name
         handle.function_type = source.function_type
         handle.web_url = web_url

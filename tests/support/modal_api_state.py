@@ -158,6 +158,12 @@ class ModalState:
         slug = f"{app_name}-{label}".lower().replace("_", "-").replace(".", "-")
         return f"https://{self.workspace}--{slug}.modal.run"
 
+    def server_url(self, app_name: str, label: str, region: str) -> str:
+        """A realistic Server URL, ``*.<routing region>.modal.direct`` (modal-examples
+        ``06_gpu_and_ml/llm-serving/vllm_low_latency.py`` prints one of these)."""
+        slug = f"{app_name}-{label}".lower().replace("_", "-").replace(".", "-")
+        return f"https://{self.workspace}--{slug}.{region}.modal.direct"
+
     def app_url(self, app: AppRecord) -> str:
         """Dashboard URL of a deployed app, as ``AppPublish`` answers it."""
         return f"https://modal.com/apps/{self.workspace}/{app.environment}/deployed/{app.name or app.app_id}"

@@ -192,8 +192,12 @@ def build_edge(config: EdgeConfig) -> Starlette:
     return app
 
 
-def edge_server(config: EdgeConfig, *, host: str, port: int) -> uvicorn.Server:
-    """A uvicorn server for the edge, for owners that run it in their own loop or thread."""
+def edge_server(config: EdgeConfig, *, host: str, port: int, graceful_shutdown: int | None = None) -> uvicorn.Server:
+    """A uvicorn server for the edge, for owners that run it in their own loop or thread.
+
+    ``graceful_shutdown``: seconds in-flight requests (streams) get to finish after SIGTERM
+    before uvicorn cancels them; None waits for them without a limit.
+    """
     uvicorn_config = uvicorn.Config(
         build_edge(config),
         host=host,
@@ -202,6 +206,7 @@ def edge_server(config: EdgeConfig, *, host: str, port: int) -> uvicorn.Server:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=75,
+        timeout_graceful_shutdown=graceful_shutdown,
         **fast_uvicorn_options(),
     )
     return uvicorn.Server(uvicorn_config)
@@ -221,9 +226,9 @@ def fast_uvicorn_options() -> dict[str, Any]:
     return options
 
 
-def serve_edge(config: EdgeConfig, *, host: str, port: int) -> None:
-    """Serve the edge on host:port until the process is told to stop (blocks)."""
-    edge_server(config, host=host, port=port).run()
+def serve_edge(config: EdgeConfig, *, host: str, port: int, graceful_shutdown: int | None = None) -> None:
+    """Serve the edge on host:port until the process is told to stop (blocks); SIGTERM drains first."""
+    edge_server(config, host=host, port=port, graceful_shutdown=graceful_shutdown).run()
 
 
 _HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)

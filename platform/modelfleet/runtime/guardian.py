@@ -5,18 +5,57 @@ parent, but the engine-core and worker processes it spawned do not notice and li
 as orphans holding memory (and, on a GPU, the device). So the engine runs vLLM under
 this guardian: the guardian gets SIGTERM when its parent dies, and whenever it ends --
 parent gone, stop requested, or vLLM exited by itself -- it clears the process group
-it leads. Run as ``python -m modelfleet.runtime.guardian GRACE_SECONDS -- ARGV...``.
+it leads. Run as ``python -m modelfleet.runtime.guardian GRACE_SECONDS -- ARGV...``, or
+start a command under it from Python with ``spawn`` (the edge process in a Modal container).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import FrameType
+from typing import IO
+
+GUARDIAN = Path(__file__)
+PR_SET_PDEATHSIG = 1
+# The kernel sends PR_SET_PDEATHSIG when the *thread* that forked the child ends, not the
+# process: Modal runs enter hooks on threads that may end, so every spawn forks from this
+# one thread, which lives as long as the interpreter (engine.py does the same for vLLM).
+_LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guardian-launcher")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: own process group, and SIGTERM when the parent dies."""
+    os.setpgrp()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(command: list[str], *, grace: float, env: Mapping[str, str], output: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start ``command`` under a guardian in a process group of its own; returns the guardian.
+
+    SIGTERM to the returned process (or its parent's death) gives ``command`` ``grace``
+    seconds to exit, then kills whatever is left of the group.
+    """
+    argv = [sys.executable, str(GUARDIAN), str(grace), "--", *command]
+    return _LAUNCHER.submit(
+        subprocess.Popen,
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        env=dict(env),
+        preexec_fn=_die_with_parent,
+    ).result()
 
 
 def main(argv: list[str]) -> int:

@@ -7,8 +7,6 @@ change: "needs 38.2 GB ..., H100 gives 80 GB x 0.90 = 72.0 GB" rather than "inva
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
 
 from modelfleet.spec.cuda import (
     DEVEL_IMAGE_FOR_CUDA,
@@ -18,9 +16,11 @@ from modelfleet.spec.cuda import (
     vllm_cuda_row,
     vllm_openai_tag_version,
 )
+from modelfleet.spec.findings import Finding
 from modelfleet.spec.gpus import GPU_MEMORY_GB, parse_gpu_ref
 from modelfleet.spec.model import ModelSpec
 from modelfleet.spec.resources import HOST_SHARE_PER_GPU, MIB_PER_GIB, memory_headroom_gib
+from modelfleet.spec.serving_lints import serving_findings
 from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
 
 HOURS_PER_MONTH = 730.0
@@ -29,14 +29,7 @@ RUNTIME_OVERHEAD_GB_PER_GPU = 1.5
 MIN_SLEEP_MODE_VLLM = (0, 8, 0)
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
-
-@dataclass(frozen=True)
-class Finding:
-    """One lint result: ``error`` blocks validate/deploy, ``warning`` is printed."""
-
-    level: Literal["error", "warning"]
-    field: str
-    message: str
+__all__ = ["Finding", "lint"]
 
 
 def weights_gb(spec: ModelSpec) -> float:
@@ -79,6 +72,7 @@ def lint(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
     findings += _resources_fit_a_container(spec)
     findings += _floor_cost(spec, prices)
     findings += _auth(spec)
+    findings += serving_findings(spec)
     return findings
 
 

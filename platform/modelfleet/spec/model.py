@@ -26,6 +26,8 @@ from modelfleet.spec.weights import BYTES_PER_PARAM, WeightsSpec
 
 _PINNED_PIP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!-]+$")
 _EXACT_VERSION = r"^\d+\.\d+\.\d+([a-z0-9.+]*)?$"
+# Modal refuses a longer exit_grace_period on a Server (modal 1.6.4 _server.py, validate_http_server_config).
+MAX_EXIT_GRACE_SECONDS = 3600
 
 
 class ImageSpec(StrictModel):
@@ -173,6 +175,20 @@ class ScalingSpec(StrictModel):
     startup_timeout: int = Field(
         default=1200, ge=10, le=86_400, description="Seconds a container may take to start vLLM."
     )
+    exit_grace_period: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_EXIT_GRACE_SECONDS,
+        description="Seconds requests still streaming when a container is stopped (scale-down, redeploy) get "
+        "to finish. Default: `timeout`, at most 3600 (Modal's limit for Servers); `fleet validate` warns "
+        "when it is shorter than `timeout`.",
+    )
+
+    def grace_seconds(self) -> int:
+        """The exit grace period: as declared, else as long as a request may run (capped at Modal's 3600 s)."""
+        if self.exit_grace_period is not None:
+            return self.exit_grace_period
+        return min(self.timeout, MAX_EXIT_GRACE_SECONDS)
 
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> ScalingSpec:
@@ -224,6 +240,17 @@ class SnapshotSpec(StrictModel):
         return level
 
 
+class PrivacySpec(StrictModel):
+    """What a serving container may reach; issue 19 builds the rest of privacy on this block."""
+
+    egress: Literal["allowed", "blocked"] = Field(
+        default="allowed",
+        description="Outbound network of the serving container. `blocked` deploys with Modal's "
+        "`block_network=True`, which only the classic web endpoint takes (Modal Servers have no such "
+        "parameter); nothing is enforced on the local target.",
+    )
+
+
 class AuthSpec(StrictModel):
     """Endpoint auth: Modal proxy auth unless a model explicitly opts out."""
 
@@ -253,6 +280,7 @@ class ModelSpec(StrictModel):
     scaling: ScalingSpec = Field(default_factory=ScalingSpec, description="Autoscaling and concurrency.")
     snapshot: SnapshotSpec = Field(default_factory=SnapshotSpec, description="Cold-start snapshot.")
     auth: AuthSpec = Field(default_factory=AuthSpec, description="Endpoint auth.")
+    privacy: PrivacySpec = Field(default_factory=PrivacySpec, description="Outbound network of serving.")
     local: LocalSpec = Field(default_factory=LocalSpec, description="Local target settings.")
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec,

@@ -4,13 +4,18 @@
 global definitions) and takes every argument from here, so what each model.toml
 field becomes on Modal is decided in this one file:
 
+- the primitive: a Modal Server or the classic web endpoint (``primitive.py`` says
+  which and why); the edge's port, proxy auth and concurrency go where each takes them
+  (``@app.server(port, unauthenticated, target_concurrency, max_concurrency,
+  exit_grace_period)``; ``@modal.web_server(port, requires_proxy_auth)`` +
+  ``@modal.concurrent(max_inputs, target_inputs)``);
 - GPUs: the primary type then the declared fallbacks, in Modal's ranked-list form;
-- scaling: min/max/buffer containers, scaledown window, request timeout, and a
-  start-up timeout long enough for vLLM to load (``scaling.startup_timeout``);
-- concurrency: ``@modal.concurrent(max_inputs, target_inputs)``;
+- scaling: min/max/buffer containers, scaledown window, a start-up timeout long
+  enough for vLLM to load (``scaling.startup_timeout``), the request timeout (classic);
 - resources: ``cpu=`` / ``memory=`` from the model (``ModelSpec.serving_cpu`` /
   ``serving_memory_mib``), never Modal's 0.125-core / 128 MiB default;
 - snapshots: memory snapshot, plus the GPU snapshot when declared;
+- egress: ``block_network=True`` when ``privacy.egress = "blocked"`` (classic only);
 - volumes: weights read-only for serving and never created by it (only the seed
   app, a separate app with no GPU, creates and writes them), the compile cache
   read-write in a folder of its own per model (the first boot fills it with the
@@ -26,6 +31,7 @@ from typing import Any
 import modal
 
 from modelfleet.targets.modal.bundle import ModelBundle
+from modelfleet.targets.modal.ports import EDGE_PORT, EDGE_STARTUP_TIMEOUT
 
 SERVER_CLASS = "Server"
 WEB_METHOD = "serve"
@@ -81,11 +87,8 @@ def gpu_request(bundle: ModelBundle) -> str | list[str]:
     return refs[0] if len(refs) == 1 else refs
 
 
-def serving_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume) -> dict[str, Any]:
-    """Keyword arguments of ``@app.cls`` for the serving class; ``cache`` is ``cache_volume(bundle)``.
-
-    The caller keeps ``cache`` so the snapshot hook can commit that very object.
-    """
+def _shared_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume) -> dict[str, Any]:
+    """What ``@app.cls`` and ``@app.server`` take alike: image, GPUs, volumes, secrets, scaling, snapshots."""
     spec = bundle.spec
     scaling = spec.scaling
     options: dict[str, Any] = {
@@ -100,7 +103,6 @@ def serving_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume
         "max_containers": scaling.max_containers,
         "buffer_containers": scaling.buffer_containers,
         "scaledown_window": scaling.scaledown_window,
-        "timeout": scaling.timeout,
         "startup_timeout": scaling.startup_timeout,
         # Without these Modal reserves 0.125 cores and 128 MiB; sleep level 1 moves every
         # weight into host memory before a GPU snapshot (spec/resources.py derives both).
@@ -111,22 +113,65 @@ def serving_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume
         # automatic copy of the entry module's package would upload it twice.
         "include_source": False,
     }
-    if spec.region:
-        options["region"] = spec.region
     if spec.snapshot.enabled and spec.snapshot.gpu_snapshot:
         options["experimental_options"] = {"enable_gpu_snapshot": True}
     return options
 
 
+def cls_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume) -> dict[str, Any]:
+    """Keyword arguments of ``@app.cls`` for the classic web endpoint; ``cache`` is ``cache_volume(bundle)``.
+
+    The caller keeps ``cache`` so the snapshot hook can commit that very object.
+    """
+    spec = bundle.spec
+    options = _shared_options(bundle, image, cache)
+    options["timeout"] = spec.scaling.timeout
+    if spec.region:
+        options["region"] = spec.region
+    if spec.privacy.egress == "blocked":
+        options["block_network"] = True
+    return options
+
+
+def server_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume) -> dict[str, Any]:
+    """Keyword arguments of ``@app.server`` (modal 1.6.4 ``App.server``): the edge's port, proxy auth,
+    concurrency and the exit grace period are Server parameters; there is no ``@modal.concurrent`` and
+    no per-request ``timeout`` (the edge bounds each request: ``scaling.timeout``).
+    """
+    spec = bundle.spec
+    scaling = spec.scaling
+    options = _shared_options(bundle, image, cache)
+    options.update(
+        {
+            "port": EDGE_PORT,
+            "unauthenticated": spec.auth.public,
+            "target_concurrency": scaling.target_concurrent_inputs,
+            "max_concurrency": scaling.max_concurrent_inputs,
+            "exit_grace_period": scaling.grace_seconds(),
+        }
+    )
+    if spec.region:
+        options["compute_region"] = spec.region
+    return options
+
+
 def concurrency_options(bundle: ModelBundle) -> dict[str, int]:
-    """Keyword arguments of ``@modal.concurrent``: the autoscaler's target and the hard cap."""
+    """Keyword arguments of ``@modal.concurrent`` (classic endpoint only): the autoscaler's target and the cap."""
     scaling = bundle.spec.scaling
     return {"max_inputs": scaling.max_concurrent_inputs, "target_inputs": scaling.target_concurrent_inputs}
 
 
-def web_options(bundle: ModelBundle, port: int, startup_timeout: float) -> dict[str, Any]:
-    """Keyword arguments of ``@modal.web_server``: proxy auth unless the model is declared public."""
-    return {"port": port, "startup_timeout": startup_timeout, "requires_proxy_auth": not bundle.spec.auth.public}
+def web_options(bundle: ModelBundle) -> dict[str, Any]:
+    """Keyword arguments of ``@modal.web_server``: the edge's port, proxy auth unless the model is public.
+
+    The edge is already listening when Modal calls the method (``ServingRuntime.start``
+    starts it in the enter hook), so the port wait is short.
+    """
+    return {
+        "port": EDGE_PORT,
+        "startup_timeout": EDGE_STARTUP_TIMEOUT,
+        "requires_proxy_auth": not bundle.spec.auth.public,
+    }
 
 
 def seed_options(bundle: ModelBundle, image: modal.Image, weights: modal.Volume) -> dict[str, Any]:

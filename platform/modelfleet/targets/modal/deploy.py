@@ -9,8 +9,9 @@ the others carry on.
 
 What a deploy produced is read back through interfaces meant for programs, never
 from the CLI's human output (modal 1.6.4's ``modal deploy`` has no ``--json``): the
-new version from ``modal app history APP --json`` (newest first), the web URL by
-looking the deployed class up with the SDK (``modal.Cls.from_name(...)``, the same
+new version from ``modal app history APP --json`` (newest first), the URL by
+looking the deployed ``Server`` up with the SDK (``modal.Server.from_name(...)`` for a
+Modal Server, ``modal.Cls.from_name(...)`` for the classic web endpoint; the same
 lookup ``fleet status`` uses). Then the version is recorded in the fleet state Dict.
 """
 
@@ -103,20 +104,28 @@ def latest_version(app_name: str, environment: str) -> str:
 
 
 def deployed_web_url(app_name: str, environment: str) -> str:
-    """The web URL of the deployed app's server, looked up by name with the SDK.
+    """The public URL of the deployed app's ``Server``, looked up by name with the SDK.
 
-    ``Cls.from_name(app, cls)().method.get_web_url()`` is Modal's documented way to read a
-    class method's URL (modal/cls.py, modal/_functions.py ``get_web_url``); it asks the
-    control plane (ClassGet + FunctionGet), so it names what the live version serves.
+    The live version is a Modal Server or a classic web endpoint (``primitive.py``), and a
+    rollback may have swapped one for the other, so the lookup asks for the Server first:
+    ``modal.Server.from_name(app, name).get_url()`` (modal/_server.py; one URL per routing
+    region, from ``FunctionGet``'s handle metadata), then the class method's URL,
+    ``Cls.from_name(app, cls)().method.get_web_url()`` (modal/cls.py, modal/_functions.py
+    ``get_web_url``; ClassGet + FunctionGet). Both ask the control plane, so they name what
+    the live version serves.
     """
     import modal
     from modal.exception import NotFoundError
 
+    url: str | None
     try:
-        server = modal.Cls.from_name(app_name, SERVER_CLASS, environment_name=environment)
-        url: str | None = getattr(server(), WEB_METHOD).get_web_url()
+        url = modal.Server.from_name(app_name, SERVER_CLASS, environment_name=environment).get_url()
     except NotFoundError:
-        raise ModalCommandError(f"{app_name} is not deployed in Modal environment {environment!r}") from None
+        try:
+            server = modal.Cls.from_name(app_name, SERVER_CLASS, environment_name=environment)
+            url = getattr(server(), WEB_METHOD).get_web_url()
+        except NotFoundError:
+            raise ModalCommandError(f"{app_name} is not deployed in Modal environment {environment!r}") from None
     if not url:
-        raise ModalCommandError(f"{app_name}: {SERVER_CLASS}.{WEB_METHOD} has no web URL")
+        raise ModalCommandError(f"{app_name}: {SERVER_CLASS} has no web URL")
     return url.rstrip("/")

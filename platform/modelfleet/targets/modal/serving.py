@@ -13,9 +13,13 @@ Per snapshot kind (``runtime.command.SnapshotKind``):
   booted: "restore" when the snapshot hook ran in another task (Modal gives a
   restored container a new ``MODAL_TASK_ID``: ``_runtime/task_lifecycle_manager.py``,
   ``memory_restore``), else "cold";
-- the web endpoint: the runtime edge in front of vLLM, so the dev routes sleep mode
-  needs (/sleep, /wake_up, /collective_rpc, ...) are never reachable from outside;
-- exit: stop vLLM.
+- then, still in ``start``: the edge, as its own process under the guardian
+  (``runtime/edge_process.py``), bound to ``0.0.0.0:EDGE_PORT`` in front of vLLM, so
+  the dev routes sleep mode needs (/sleep, /wake_up, /collective_rpc, ...) are never
+  reachable from outside. It starts only once vLLM serves, so its /health never answers
+  200 before the engine does; a Modal Server counts the container ready when the enter
+  hooks return, and a classic web endpoint's method (``start_edge``) finds it listening;
+- exit: the edge drains (``scaling.exit_grace_period``), then vLLM stops.
 
 The boot kind, the snapshot kind and the seconds go out on the edge's ``/health``
 JSON (``{"boot": "restore", "snapshot": "memory", "boot_seconds": 41.2}``), so a
@@ -26,24 +30,20 @@ and assumes no decorator shape: the hooks in ``entry`` call it.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from modelfleet.runtime.command import Platform, SnapshotKind, snapshot_kind
-from modelfleet.runtime.edge import EdgeConfig, build_edge
+from modelfleet.runtime.edge_process import EdgeProcess
 from modelfleet.runtime.engine import Engine
 from modelfleet.runtime.preloaded import launcher_entry, release, reset_control, wait_preloaded
 from modelfleet.targets.modal.bundle import ModelBundle
+from modelfleet.targets.modal.ports import EDGE_PORT, EDGE_STARTUP_TIMEOUT, VLLM_PORT
 
-EDGE_PORT = 8000  # what Modal's web server forwards to
-VLLM_PORT = 8001  # vLLM on 127.0.0.1 only: reachable through the edge alone
-# The edge binds within a second of the web-server hook; vLLM is already up by then
-# (the enter hooks waited for it), so a long wait here would only hide a broken edge.
-EDGE_STARTUP_TIMEOUT = 120
 LOG_PATH = Path("/tmp/modelfleet/vllm.log")
+EDGE_LOG_PATH = Path("/tmp/modelfleet/edge.log")
 LAUNCHER_CONTROL = Path("/tmp/modelfleet/launcher")
 # The launcher's imports take seconds to a minute; a hung import must not hold the snapshot hook.
 PRELOAD_TIMEOUT = 600.0
@@ -91,7 +91,7 @@ class ServingRuntime:
         self.prepare_seconds = 0.0
         self.boot: dict[str, object] = {}
         self.ready = False
-        self._edge_thread: threading.Thread | None = None
+        self.edge: EdgeProcess | None = None
 
     def _new_engine(self, entry: tuple[str, ...] | None = None) -> Engine:
         return Engine.from_spec(
@@ -135,7 +135,7 @@ class ServingRuntime:
         self.prepare_seconds = time.monotonic() - started
 
     def start(self) -> None:
-        """After the snapshot (or at a cold start): a serving engine, and the boot recorded."""
+        """After the snapshot (or at a cold start): a serving engine, the boot recorded, the edge listening."""
         started = time.monotonic()
         kind = boot_kind(self.snapshot_prepared, self.snapshot_task, os.environ.get(TASK_ID_ENV))
         if self.engine is None:
@@ -148,30 +148,34 @@ class ServingRuntime:
         seconds = time.monotonic() - started + (self.prepare_seconds if kind == "cold" else 0.0)
         self.boot = {"boot": kind, "snapshot": self.kind, "boot_seconds": round(seconds, 2)}
         self.ready = True
+        self.start_edge()
 
     def health_info(self) -> dict[str, object]:
         """Extra /health JSON: which model, and how this container booted."""
         return {"model": self.bundle.served_name, **self.boot}
 
     def start_edge(self) -> None:
-        """Serve the edge on ``EDGE_PORT`` in a background thread (Modal waits for the port)."""
-        import uvicorn
-
-        assert self.engine is not None, "the enter hooks start the engine before the web server"
-        config = EdgeConfig(
+        """The edge process on ``EDGE_PORT``, listening when this returns (a second call finds it running)."""
+        assert self.engine is not None and self.ready, "the engine serves before the edge starts"
+        if self.edge is not None and self.edge.running:
+            return
+        spec = self.bundle.spec
+        self.edge = EdgeProcess(
             upstream_url=self.engine.url,
+            port=EDGE_PORT,
             # Modal's proxy checks Modal-Key/Modal-Secret before a request reaches the container.
-            auth_mode="public" if self.bundle.spec.auth.public else "modal-proxy",
-            upstream_timeout=float(self.bundle.spec.scaling.timeout),
-            health_info=self.health_info,
-            is_ready=lambda: self.ready,
+            auth_mode="public" if spec.auth.public else "modal-proxy",
+            upstream_timeout=float(spec.scaling.timeout),
+            grace=spec.scaling.grace_seconds(),
+            log_path=EDGE_LOG_PATH,
+            health_info=self.health_info(),
         )
-        server = uvicorn.Server(uvicorn.Config(build_edge(config), host="0.0.0.0", port=EDGE_PORT, log_level="warning"))
-        self._edge_thread = threading.Thread(target=server.run, name="modelfleet-edge", daemon=True)
-        self._edge_thread.start()
+        self.edge.start(timeout=EDGE_STARTUP_TIMEOUT)
 
     def stop(self) -> None:
-        """Stop vLLM (the edge thread dies with the container)."""
+        """Drain the edge (requests in flight finish within the grace period), then stop vLLM."""
         self.ready = False
+        if self.edge is not None:
+            self.edge.stop()
         if self.engine is not None:
             self.engine.stop()
