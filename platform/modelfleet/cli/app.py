@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.volume_cmds",
     "modelfleet.cli.postdeploy_cmds",
     "modelfleet.cli.modal_cmds",
+    "modelfleet.cli.rehearse_cmds",
 )
 
 app = typer.Typer(
