@@ -37,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,6 +49,7 @@ from modal._runtime.user_code_imports import Service, import_class_service, impo
 from modal._utils.async_utils import synchronizer
 from modal_proto import api_pb2
 
+from modelfleet.targets.modal.bundle import load_bundle
 from modelfleet.targets.modal.rehearsal.plan import PROGRESS_MARK, RESTORED_TASK_ID
 
 ENTRY_MODULE = "modelfleet.targets.modal.entry"
@@ -119,13 +120,13 @@ def find_service(module: Any) -> tuple[str, Any]:
     return found[0]
 
 
-def container_function_def(name: str, obj: Any, checkpointing: bool) -> api_pb2.Function:
+def container_function_def(module_name: str, name: str, obj: Any, checkpointing: bool) -> api_pb2.Function:
     """The ``api_pb2.Function`` fields Modal's import functions and lifecycle read."""
     is_server = isinstance(obj, modal.Server)
     # Class service functions are named "Cls.*", servers "Name" (user_code_imports._get_cls_or_user_cls).
     qualname = name if is_server else f"{name}.*"
     return api_pb2.Function(
-        module_name=ENTRY_MODULE,
+        module_name=module_name,
         function_name=qualname,
         implementation_name=qualname,
         is_class=not is_server,
@@ -178,14 +179,20 @@ def serve_until_stopped(port: int, stop: threading.Event) -> None:
     emit("stopping")
 
 
-def main() -> int:
+def main(entry_module: str = ENTRY_MODULE, checkpointing: bool | None = None) -> int:
+    """Run the container of ``entry_module``; ``checkpointing`` defaults to the bundle's snapshot.enabled.
+
+    Both parameters exist for the test of the ``@app.server`` path, which runs a small app of its own.
+    """
     started = time.monotonic()
-    module = importlib.import_module(ENTRY_MODULE)
-    emit("import", module=ENTRY_MODULE, seconds=round(time.monotonic() - started, 2))
+    module = importlib.import_module(entry_module)
+    emit("import", module=entry_module, seconds=round(time.monotonic() - started, 2))
     name, obj = find_service(module)
-    bundle = module.BUNDLE
-    checkpointing = bool(bundle.spec.snapshot.enabled)
-    function_def = container_function_def(name, obj, checkpointing)
+    if checkpointing is None:
+        # What the serving class passes as enable_memory_snapshot (app.serving_options), read
+        # the way the app module reads it: the image's bundle.
+        checkpointing = bool(load_bundle().spec.snapshot.enabled)
+    function_def = container_function_def(entry_module, name, obj, checkpointing)
     service: Service
     if function_def.is_server:
         service = import_server_service(function_def, api_pb2.Object(), None, None)  # type: ignore[arg-type]
@@ -195,34 +202,43 @@ def main() -> int:
     emit("hooks", service=name, kind="server" if function_def.is_server else "class", **hooks)
     info = definition_info(obj)
     emit("volumes", mounts=sorted(info.volumes) if info is not None else [])
-    phases = ["enter(snap=True)", "enter(snap=False)"]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    lifecycle = RehearsalLifecycle(phases)
+    lifecycle = RehearsalLifecycle(["enter(snap=True)", "enter(snap=False)"])
     with UserCodeEventLoop() as event_loop:
         if function_def.is_server:
-            with service.lifecycle_context(event_loop, lifecycle):  # type: ignore[arg-type]
-                port, timeout = server_port(obj)
-                waited = time.monotonic()
-                asgi.wait_for_web_server(asgi.get_ip_address(INTERFACE), port, timeout=timeout)
-                emit("end", phase="server port", seconds=round(time.monotonic() - waited, 2))
-                phases[:] = ["exit"]
-                serve_until_stopped(port, stop)
+            run_server(service, obj, event_loop, lifecycle, stop)
         else:
-            # construct_webhook_callable calls the web method and waits for its port; then
-            # lifecycle_asgi starts the relay's lifespan (and shuts it down before the exit hooks).
-            phases += ["web method + port", "lifespan startup"]
-            with service.function_execution_context(event_loop, RehearsalIO(lifecycle)):  # type: ignore[arg-type]
-                phases[:] = ["lifespan shutdown", "exit"]
-                serve_until_stopped(web_port(service), stop)
+            run_class(service, event_loop, lifecycle, stop)
     emit("done", snapshotted=lifecycle.snapshotted, seconds=round(time.monotonic() - started, 2))
     return 0
 
 
-def run(entry: Callable[[], int] = main) -> None:
-    """Exit with the rehearsal's status; a failed hook is a traceback on stderr and exit 1."""
-    sys.exit(entry())
+def run_server(
+    service: Service, obj: Any, event_loop: UserCodeEventLoop, lifecycle: RehearsalLifecycle, stop: threading.Event
+) -> None:
+    """``_container_entrypoint.run_server``'s context; the port is awaited where Modal's proxy would connect."""
+    with service.lifecycle_context(event_loop, lifecycle):  # type: ignore[arg-type]
+        port, timeout = server_port(obj)
+        waited = time.monotonic()
+        emit("begin", phase="server port")
+        asgi.wait_for_web_server(asgi.get_ip_address(INTERFACE), port, timeout=timeout)
+        emit("end", phase="server port", seconds=round(time.monotonic() - waited, 2))
+        lifecycle.phases[:] = ["exit"]
+        serve_until_stopped(port, stop)
+
+
+def run_class(
+    service: Service, event_loop: UserCodeEventLoop, lifecycle: RehearsalLifecycle, stop: threading.Event
+) -> None:
+    """``_container_entrypoint.run_function``'s context: the web method and its port are Modal's code."""
+    # construct_webhook_callable calls the web method and waits for its port; then
+    # lifecycle_asgi starts the relay's lifespan (and shuts it down before the exit hooks).
+    lifecycle.phases += ["web method + port", "lifespan startup"]
+    with service.function_execution_context(event_loop, RehearsalIO(lifecycle)):  # type: ignore[arg-type]
+        lifecycle.phases[:] = ["lifespan shutdown", "exit"]
+        serve_until_stopped(web_port(service), stop)
 
 
 if __name__ == "__main__":
-    run()
+    sys.exit(main())
