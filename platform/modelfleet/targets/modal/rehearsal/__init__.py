@@ -27,8 +27,12 @@ metadata for every object, ``checkpoint_id``), a client authenticated as a task
 web server is an ASGI input fed through them to ``web_server_proxy``),
 ``FunctionGetDynamicConcurrency``, ``ContainerCheckpoint`` (then ``memory_restore``
 busy-waits for ``/__modal/restore-state.json``), ``VolumeCommit``, ``TaskResult``,
-``ContainerStop``; ``@app.server`` additionally forwards its port through Modal's
-proxy (``experimental.flash_server.server_forward``). The loopback API
+``ContainerStop``; for an ``@app.server`` (``run_server``: no inputs, no heartbeats)
+``_FlashContainerEntry.enter`` calls ``experimental.flash_server.server_forward`` right
+after the enter(snap=False) hooks, which sends ``ContainerServerLifecycleReady`` -- the
+worker, not the container, then waits for the port (Modal's own example starts the
+server with ``Popen`` and returns). In a container ``Client.from_env`` connects as
+``CLIENT_TYPE_CONTAINER`` with no token. The loopback API
 (``tests/support/modal_api.py``) answers none of these, and the front would have to
 become Modal's input plane; so the rehearsal stops one layer below: the same
 functions ``run_function`` / ``run_server`` call, with the control-plane pieces
