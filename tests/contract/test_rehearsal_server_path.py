@@ -2,7 +2,7 @@
 
 The demo's e2e rehearsal covers the serving class the Modal target deploys today; this
 covers the Modal Server shape with a small real app (``tests/support/rehearsal_server_app``),
-no vLLM: seconds.
+no vLLM: seconds. Also what makes a rehearsal fail: a hook that raises, a port in use.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -26,47 +28,93 @@ RUN = (
 )
 
 
-def test_a_modal_server_runs_enter_hooks_around_the_snapshot_point_serves_and_stops_with_its_exit_hook() -> None:
-    port = free_port()
-    env = {
+@dataclass
+class Rehearsed:
+    """A finished container process: exit code, output lines, progress stages, the answer while it served."""
+
+    code: int
+    lines: list[str]
+    answer: int | None
+
+    @property
+    def stages(self) -> list[dict[str, object]]:
+        return [json.loads(line[len(PROGRESS_MARK) :]) for line in self.lines if line.startswith(PROGRESS_MARK)]
+
+
+def rehearse_server_app(port: int, **env: str) -> Rehearsed:
+    """Run the test app's container; once it serves, GET its port, then SIGTERM it."""
+    environment = {
         **os.environ,
         "REHEARSAL_TEST_PORT": str(port),
         "MODAL_TASK_ID": SNAPSHOT_TASK_ID,
         "MODAL_ENABLE_SNAP_RESTORE": "1",
         "PYTHONUNBUFFERED": "1",
+        **env,
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", RUN], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-c", RUN],
+        env=environment,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert process.stdout is not None
     lines: list[str] = []
+    answer = None
     try:
-        for line in process.stdout:
+        for line in process.stdout:  # ends when the process exits
             lines.append(line.rstrip("\n"))
             if '"stage": "ready"' in line:
-                break
-        answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
-        process.send_signal(signal.SIGTERM)
-        rest, _ = process.communicate(timeout=60)
+                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code
+                process.send_signal(signal.SIGTERM)
+        process.wait(60)
     finally:
         if process.poll() is None:
             process.kill()
-    lines += rest.splitlines()
+    return Rehearsed(process.returncode, lines, answer)
 
-    assert process.returncode == 0, "\n".join(lines)
-    assert answer.status_code == 200
-    stages = [json.loads(line[len(PROGRESS_MARK) :]) for line in lines if line.startswith(PROGRESS_MARK)]
-    hooks = next(s for s in stages if s["stage"] == "hooks")
+
+def test_a_modal_server_runs_enter_hooks_around_the_snapshot_point_serves_and_stops_with_its_exit_hook() -> None:
+    port = free_port()
+
+    done = rehearse_server_app(port)
+
+    assert done.code == 0, "\n".join(done.lines)
+    assert done.answer == 200
+    hooks = next(s for s in done.stages if s["stage"] == "hooks")
     assert (hooks["kind"], hooks["enter(snap=True)"], hooks["enter(snap=False)"], hooks["exit"]) == (
         "server",
         ["before_snapshot"],
         ["start"],
         ["stop"],
     )
-    steps = [s.get("phase", s["stage"]) for s in stages if s["stage"] in ("end", "snapshot", "ready", "done")]
+    steps = [s.get("phase", s["stage"]) for s in done.stages if s["stage"] in ("end", "snapshot", "ready", "done")]
     assert steps == ["enter(snap=True)", "snapshot", "enter(snap=False)", "server port", "ready", "exit", "done"]
     # The snapshot point hands the container a new task id, as Modal's memory_restore does.
-    assert f"restored from task {SNAPSHOT_TASK_ID} as {RESTORED_TASK_ID}" in lines
+    assert f"restored from task {SNAPSHOT_TASK_ID} as {RESTORED_TASK_ID}" in done.lines
     # The exit hook stopped the server.
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def test_a_hook_that_raises_fails_the_rehearsal_before_it_serves() -> None:
+    done = rehearse_server_app(free_port(), REHEARSAL_TEST_FAIL="enter")
+
+    assert done.code != 0
+    assert done.answer is None
+    assert "RuntimeError: the server did not start" in "\n".join(done.lines)
+    assert not any(s["stage"] == "ready" for s in done.stages)
+
+
+def test_a_port_already_in_use_is_refused_before_any_hook_runs() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+
+        done = rehearse_server_app(port)
+
+    assert done.code != 0
+    assert f"port {port} is in use on this machine" in "\n".join(done.lines)
+    assert not any(s["stage"] in ("begin", "ready") for s in done.stages)

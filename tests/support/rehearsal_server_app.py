@@ -15,6 +15,8 @@ import sys
 import modal
 
 PORT = int(os.environ.get("REHEARSAL_TEST_PORT", "8000"))
+# "enter": the enter(snap=False) hook raises, as a hook whose engine does not start.
+FAIL = os.environ.get("REHEARSAL_TEST_FAIL", "")
 
 app = modal.App("rehearsal-server-test")
 
@@ -29,6 +31,8 @@ class Web:
 
     @modal.enter(snap=False)
     def start(self) -> None:
+        if FAIL == "enter":
+            raise RuntimeError("the server did not start")
         print(f"restored from task {self.snapshot_task} as {os.environ.get('MODAL_TASK_ID')}", flush=True)
         command = [sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0"]
         self.server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

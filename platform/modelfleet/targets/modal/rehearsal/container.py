@@ -34,6 +34,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -172,6 +173,20 @@ def web_port(service: Any) -> int:
     raise SystemExit("the class has no @modal.web_server method to serve")
 
 
+def ensure_port_free(port: int) -> None:
+    """Refuse to start when something else listens on the declared port: the wait would find it, not us."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a closed connection's TIME_WAIT is no listener.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            raise SystemExit(
+                f"port {port} is in use on this machine; the rehearsed container serves on the port its "
+                "definition declares: stop what listens there (another rehearsal?) and run again"
+            ) from None
+
+
 def serve_until_stopped(port: int, stop: threading.Event) -> None:
     emit("ready", port=port, boot_task_id=os.environ.get("MODAL_TASK_ID"))
     while not stop.wait(0.5):
@@ -218,8 +233,9 @@ def run_server(
     service: Service, obj: Any, event_loop: UserCodeEventLoop, lifecycle: RehearsalLifecycle, stop: threading.Event
 ) -> None:
     """``_container_entrypoint.run_server``'s context; the port is awaited where Modal's proxy would connect."""
+    port, timeout = server_port(obj)
+    ensure_port_free(port)
     with service.lifecycle_context(event_loop, lifecycle):  # type: ignore[arg-type]
-        port, timeout = server_port(obj)
         waited = time.monotonic()
         emit("begin", phase="server port")
         asgi.wait_for_web_server(asgi.get_ip_address(INTERFACE), port, timeout=timeout)
@@ -234,6 +250,7 @@ def run_class(
     """``_container_entrypoint.run_function``'s context: the web method and its port are Modal's code."""
     # construct_webhook_callable calls the web method and waits for its port; then
     # lifecycle_asgi starts the relay's lifespan (and shuts it down before the exit hooks).
+    ensure_port_free(web_port(service))
     lifecycle.phases += ["web method + port", "lifespan startup"]
     with service.function_execution_context(event_loop, RehearsalIO(lifecycle)):  # type: ignore[arg-type]
         lifecycle.phases[:] = ["lifespan shutdown", "exit"]
