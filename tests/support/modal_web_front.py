@@ -23,6 +23,16 @@ it does, so this front does them (sources in the comments where each is done):
   nothing about a response that has begun streaming before the limit; here the limit
   applies until the response headers, and a started stream runs to its end.
 
+**Modal Servers** (``@app.server``; the definition has ``is_server`` and ``http_config``)
+are served at the URL ``modal.Server.get_url()`` reads (the handle's flash URL), with
+proxy auth unless ``http_config.unauthenticated``. Unlike the classic endpoint, a
+request that arrives while no container of the live version runs is answered ``503``
+at once and only starts a boot ("when no replicas are available, Modal will respond
+with the 503 Service Unavailable status": modal-examples
+``06_gpu_and_ml/llm-serving/vllm_low_latency.py``); a request above the definition's
+``max_concurrency`` per container gets ``429`` (``App.server`` docstring, modal 1.6.4).
+The 150 s limit is documented for web endpoints only, so a Server's requests have none.
+
 Snapshots follow the deployed definition (FunctionCreate's ``checkpointing_enabled``):
 the snapshot is taken during a cold start after a deploy (``snapshot_after`` cold
 starts, "usually fewer than five" on Modal), and later cold starts of that version
@@ -36,12 +46,9 @@ What runs in a "container" is the project's real edge (``build_edge``, configure
 from __future__ import annotations
 
 import asyncio
-import itertools
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -54,71 +61,20 @@ from modelfleet.runtime.edge import EdgeConfig
 from modelfleet.runtime.tokens import parse_credentials
 
 from .modal_api_state import new_object_id
+from .modal_web_front_calls import Boot, Endpoint, FrontSettings, HeldCall, Live, chunks
 from .modal_web_front_containers import FrontContainer, start_edge
-from .modal_web_front_defs import live_definitions, snapshots_enabled, web_auth
+from .modal_web_front_defs import live_definitions, served_at
 
 if TYPE_CHECKING:
     from .modal_api import ModalApiRecorder
 
-MODAL_REQUEST_LIMIT = 150.0
 CALL_PARAM = "__modal_function_call_id"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
 # Modal's own wording for a request without credentials (guide "Proxy Auth Tokens").
 MISSING_CREDENTIALS = "modal-http: missing credentials for proxy authorization"
 INVALID_CREDENTIALS = "modal-http: invalid credentials for proxy authorization"
-
-
-@dataclass(frozen=True)
-class FrontSettings:
-    """How the front behaves; tests scale Modal's times down."""
-
-    upstream_url: str
-    request_limit: float = MODAL_REQUEST_LIMIT
-    boot_seconds: float = 0.0
-    restore_seconds: float = 0.0
-    snapshot_after: int = 1
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One deployed web endpoint's URL on the front."""
-
-    app_name: str
-    label: str
-    url: str
-
-
-@dataclass
-class HeldCall:
-    """One request's result as it arrives: status, headers, body chunks; served to the first and later polls."""
-
-    call_id: str
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-    status: int = 0
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    chunks: list[bytes] = field(default_factory=list)
-    done: bool = False
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass(frozen=True)
-class Live:
-    """What the live version of an endpoint's app is: which app and version, auth and snapshots on or off."""
-
-    app_id: str
-    version: int
-    requires_auth: bool
-    snapshots: bool
-
-
-@dataclass(frozen=True)
-class Boot:
-    """A container the front started, for tests to read."""
-
-    app_name: str
-    version: int
-    kind: str
+NO_REPLICAS = "modal-http: no live replicas for this server; retry shortly"
+TOO_MANY = "modal-http: server at max_concurrency"
 
 
 class ModalWebFront:
@@ -137,6 +93,8 @@ class ModalWebFront:
         self._cold_boots: dict[tuple[str, int], int] = {}
         self._snapshots: set[tuple[str, int]] = set()
         self._calls: dict[str, HeldCall] = {}
+        self._in_flight: dict[str, int] = {}  # a Server's requests being answered, by app id
+        self._booting: dict[str, asyncio.Task[FrontContainer]] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="modal-web-front", daemon=True)
         self._runners: list[web.AppRunner] = []
@@ -149,8 +107,9 @@ class ModalWebFront:
         """Start the loop and hand the recorder this front's URLs for web endpoints."""
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._setup(), self._loop).result(10)
-        # The recorder names a web endpoint's URL when FunctionCreate arrives: give it ours.
+        # The recorder names a web endpoint's (or a Server's) URL when FunctionCreate arrives: give it ours.
         setattr(self.api.state, "web_url", self.url_for)  # noqa: B010  (replaces a method on one instance)
+        setattr(self.api.state, "server_url", lambda app, label, region: self.url_for(app, label))  # noqa: B010
         return self
 
     async def _setup(self) -> None:
@@ -215,13 +174,14 @@ class ModalWebFront:
         found = self._deployed(endpoint)
         if found is None:
             return web.Response(status=404, text="modal-http: invalid function call (app not deployed)")
-        app_id, environment, version, requires_auth, snapshots = found
-        live = Live(app_id, version, requires_auth, snapshots)
-        if requires_auth:
+        environment, live = found
+        if live.requires_auth:
             refusal = self._refusal(request, environment)
             if refusal is not None:
                 self.refused.append(401)
                 return web.Response(status=401, text=refusal)
+        if live.served.server:
+            return await self._serve_server(endpoint, live, request)
         call_id = request.query.get(CALL_PARAM)
         if call_id is not None:
             call = self._calls.get(call_id)
@@ -238,6 +198,28 @@ class ModalWebFront:
             return self._see_other(request, call)
         return await self._relay(call, request)
 
+    async def _serve_server(self, endpoint: Endpoint, live: Live, request: web.Request) -> web.StreamResponse:
+        """A Modal Server: straight to a live container, 503 (and a boot) when none runs, 429 above the cap."""
+        running = self._containers.get(live.app_id)
+        if running is None or not self._alive(running) or running.version != live.version:
+            if live.app_id not in self._booting or self._booting[live.app_id].done():
+                self._booting[live.app_id] = asyncio.create_task(self._container(endpoint, live))
+            self.refused.append(503)
+            return web.Response(status=503, text=NO_REPLICAS)
+        cap = live.served.max_concurrency
+        if cap and self._in_flight.get(live.app_id, 0) >= cap:
+            self.refused.append(429)
+            return web.Response(status=429, text=TOO_MANY)
+        self._in_flight[live.app_id] = self._in_flight.get(live.app_id, 0) + 1
+        try:
+            call = HeldCall(new_object_id("fc"))
+            body = await request.read()
+            call.task = asyncio.create_task(self._run(call, endpoint, live, request, body))
+            await call.started.wait()
+            return await self._relay(call, request)
+        finally:
+            self._in_flight[live.app_id] -= 1
+
     def _see_other(self, request: web.Request, call: HeldCall) -> web.Response:
         """303 to the result URL: this URL plus the call id (Modal guide "Request timeouts")."""
         location = request.url.without_query_params(CALL_PARAM).update_query({CALL_PARAM: call.call_id})
@@ -252,8 +234,8 @@ class ModalWebFront:
             allowed = self.api.token_allows(*credentials, environment)
         return None if allowed else INVALID_CREDENTIALS
 
-    def _deployed(self, endpoint: Endpoint) -> tuple[str, str, int, bool, bool] | None:
-        """(app id, environment, version, proxy auth on, snapshots on) of the live version serving the endpoint."""
+    def _deployed(self, endpoint: Endpoint) -> tuple[str, Live] | None:
+        """(environment, live version) of the app serving the endpoint; None when nothing live serves it."""
         with self.api._lock:
             state = self.api.state
             for (environment, name), app_id in state.deployed_names.items():
@@ -261,9 +243,9 @@ class ModalWebFront:
                 if name != endpoint.app_name or app.state != api_pb2.APP_STATE_DEPLOYED:
                     continue
                 for definition in live_definitions(self.api, app_id):
-                    auth = web_auth(definition, endpoint.url)
-                    if auth is not None:
-                        return app_id, environment, app.version, auth, snapshots_enabled(definition)
+                    served = served_at(definition, endpoint.url)
+                    if served is not None:
+                        return environment, Live(app_id, app.version, served)
         return None
 
     async def _run(
@@ -307,7 +289,7 @@ class ModalWebFront:
         response = web.StreamResponse(status=call.status, headers=dict(call.headers))
         await response.prepare(request)
         try:
-            async for chunk in _chunks(call):
+            async for chunk in chunks(call):
                 await response.write(chunk)
             await response.write_eof()
         except ConnectionResetError:
@@ -349,7 +331,11 @@ class ModalWebFront:
             upstream_url=self.settings.upstream_url,
             # Modal checked the token before the request reached the container (serving.py does the same).
             auth_mode="modal-proxy" if live.requires_auth else "public",
-            health_info=lambda: {"boot": container.boot, "boot_seconds": container.boot_seconds, "snapshot": snapshots},
+            health_info=lambda: {
+                "boot": container.boot,
+                "boot_seconds": container.boot_seconds,
+                "snapshot": live.served.snapshot,
+            },
         )
         await asyncio.to_thread(start_edge, container, config)
         previous = self._containers.get(app_id)
@@ -367,14 +353,3 @@ class ModalWebFront:
                 if not self._alive(container):
                     del self._containers[app_id]
                     await asyncio.to_thread(container.stop)
-
-
-async def _chunks(call: HeldCall) -> AsyncIterator[bytes]:
-    """Every body chunk of the call, from the first, waiting for more until it is done."""
-    for index in itertools.count():
-        async with call.changed:
-            await call.changed.wait_for(lambda i=index: len(call.chunks) > i or call.done)  # type: ignore[misc]
-            if len(call.chunks) <= index:
-                return
-            chunk = call.chunks[index]
-        yield chunk
