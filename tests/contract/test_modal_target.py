@@ -156,6 +156,9 @@ def test_web_endpoint_serves_the_edge_behind_proxy_auth(fleet: FleetDeploy, name
     assert hook.type == api_pb2.WEBHOOK_TYPE_WEB_SERVER
     assert (hook.web_server_port, hook.requires_proxy_auth) == (8000, True)
     assert hook.web_server_startup_timeout >= 60
+    # Every example scales to zero, so the classic endpoint serves it (targets/modal/primitive.py):
+    # a Modal Server would answer 503 to a request that meets no running container.
+    assert not server.is_server and not server.http_config.port
 
 
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)

@@ -1,0 +1,93 @@
+"""How a model is served: the grace period for streams, egress, and the Modal primitive they choose."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from modelfleet.catalog import Catalog, load_catalog
+from modelfleet.settings import FleetSettings
+from modelfleet.targets.modal.primitive import primitive_reason, serving_primitive
+from tests.unit.conftest import MINIMAL_MODEL
+from tests.unit.test_spec_fields import _with
+
+WriteModel = Callable[[str, str], Path]
+
+
+def _load() -> Catalog:
+    return load_catalog(FleetSettings())
+
+
+def _messages(catalog: Catalog, level: str) -> list[str]:
+    return [f"{p.field}: {p.message}" for p in catalog.problems if p.level == level]
+
+
+def test_the_grace_period_defaults_to_the_request_timeout(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL)
+    scaling = _load().get("tiny").spec.scaling
+    assert scaling.exit_grace_period is None
+    assert scaling.grace_seconds() == scaling.timeout == 600
+
+
+def test_a_grace_period_over_modals_hour_is_refused_with_the_limit(write_model: WriteModel) -> None:
+    write_model("tiny", _with("scaling", "exit_grace_period = 3601"))
+    (message,) = _messages(_load(), "error")
+    assert message.startswith("scaling.exit_grace_period: ") and "3600" in message
+
+
+def test_a_grace_period_shorter_than_a_request_is_a_warning_with_both_numbers(write_model: WriteModel) -> None:
+    write_model("tiny", _with("scaling", "exit_grace_period = 30"))
+    catalog = _load()
+    assert catalog.get("tiny").spec.scaling.grace_seconds() == 30
+    (message,) = [m for m in _messages(catalog, "warning") if m.startswith("scaling.exit_grace_period")]
+    assert "exit_grace_period (30 s) is shorter than timeout (600 s)" in message
+    assert "raise it to 600" in message
+
+
+def test_a_timeout_past_the_longest_grace_is_a_warning_by_default(write_model: WriteModel) -> None:
+    write_model("tiny", _with("scaling", "timeout = 7200"))
+    catalog = _load()
+    assert catalog.get("tiny").spec.scaling.grace_seconds() == 3600
+    (message,) = [m for m in _messages(catalog, "warning") if m.startswith("scaling.exit_grace_period")]
+    assert "timeout (7200 s) is above the longest exit grace Modal allows (3600 s)" in message
+
+
+def test_a_grace_as_long_as_the_timeout_is_not_warned_about(write_model: WriteModel) -> None:
+    write_model("tiny", _with("scaling", "exit_grace_period = 600"))
+    assert not [m for m in _messages(_load(), "warning") if m.startswith("scaling.exit_grace_period")]
+
+
+def test_blocked_egress_is_warned_about_with_what_is_not_enforced(write_model: WriteModel) -> None:
+    write_model("tiny", _with("privacy", 'egress = "blocked"'))
+    (message,) = [m for m in _messages(_load(), "warning") if m.startswith("privacy.egress")]
+    assert "block_network=True" in message and "does not document" in message and "local target" in message
+
+
+def test_an_unknown_egress_value_is_refused(write_model: WriteModel) -> None:
+    write_model("tiny", _with("privacy", 'egress = "open"'))
+    (message,) = _messages(_load(), "error")
+    assert message.startswith("privacy.egress: ")
+
+
+@pytest.mark.parametrize(
+    ("scaling", "privacy", "primitive"),
+    [
+        ("", "", "web_server"),  # scale to zero: only the classic endpoint holds a cold request
+        ("min_containers = 1", "", "server"),
+        ("min_containers = 1", 'egress = "blocked"', "web_server"),  # Servers take no block_network
+        ("", 'egress = "blocked"', "web_server"),
+    ],
+)
+def test_the_primitive_follows_the_spec(write_model: WriteModel, scaling: str, privacy: str, primitive: str) -> None:
+    text = MINIMAL_MODEL
+    if scaling:
+        text = _with("scaling", scaling) if not privacy else _with("scaling", scaling) + f"\n[privacy]\n{privacy}\n"
+    elif privacy:
+        text = _with("privacy", privacy)
+    write_model("tiny", text)
+    spec = _load().get("tiny").spec
+    assert serving_primitive(spec) == primitive
+    reason = primitive_reason(spec)
+    assert reason.startswith("Modal Server" if primitive == "server" else "classic web endpoint")
