@@ -4,6 +4,18 @@ Verbs shared with the local target (``Target``): seed, deploy, deployed_state,
 endpoint, status, teardown. Modal-only verbs the post-deploy jobs use: rollback,
 history, stop_containers (force cold starts for the snapshot job) and orphans.
 Every verb checks for Modal credentials before it builds or sends anything.
+
+Serving primitive (decided per model from its spec, ``primitive.py``, sources there): a
+Modal Server (``@app.server``: the port forwarded with no Python relay, concurrency and
+``exit_grace_period`` as Server parameters) when ``scaling.min_containers >= 1``; the
+classic web endpoint (``@app.cls`` + ``@modal.web_server``) when the model scales to zero,
+because a Server answers 503 to a request that meets no running container while the web
+endpoint holds it through the boot (modal-examples ``vllm_low_latency.py``,
+``07_web_endpoints/http_server.py``), or when ``privacy.egress = "blocked"`` needs
+``block_network``, which Servers lack. Modal's relay on the classic path measured 1.006
+and 1.010 of direct vLLM on an H200 at concurrency 64 (bench/README.md). In both, the
+edge is its own process under the guardian, started once vLLM serves
+(``serving.ServingRuntime.start``).
 """
 
 from __future__ import annotations
