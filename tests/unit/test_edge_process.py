@@ -25,12 +25,12 @@ from modelfleet.runtime.guardian import GUARDIAN
 class _Upstream(BaseHTTPRequestHandler):
     healthy = True
 
-    def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
+    def do_GET(self) -> None:
         self.send_response(200 if self.healthy else 503)
         self.send_header("content-length", "0")
         self.end_headers()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         # A stream of three chunks over ~1.5 s: long enough to be in flight when SIGTERM comes.
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.send_response(200)
