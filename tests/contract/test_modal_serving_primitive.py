@@ -12,8 +12,11 @@ carries is asserted field by field. A Server is then served through the loopback
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +198,64 @@ def test_a_server_with_no_container_answers_503_boots_and_then_serves(tmp_path: 
             assert health["snapshot"] == "gpu"  # read from the definition: memory + GPU snapshot
             assert not front.redirects  # a Server's requests are never turned into 303s
             assert len(front.boots) == 1
+
+
+class _SlowUpstream(BaseHTTPRequestHandler):
+    """vLLM's stand-in: /health at once, a POST streams for ~1.5 s (long enough to overlap another)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", "30")
+        self.end_headers()
+        for _ in range(3):
+            time.sleep(0.5)
+            self.wfile.write(b"data: x\n\n\n\n")
+            self.wfile.flush()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_server_answers_429_above_its_max_concurrency(tmp_path: Path) -> None:
+    root = _fleet_root(tmp_path, models=["smollm2-135m"])
+    toml = root / "models" / "smollm2-135m" / "model.toml"
+    text = _with_min_containers(toml.read_text(), 1)
+    text = text.replace("target_concurrent_inputs = 32", "target_concurrent_inputs = 1")
+    toml.write_text(text.replace("max_concurrent_inputs = 64", "max_concurrent_inputs = 1"))
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _SlowUpstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        with ModalApiRecorder() as api:
+            create_workspace(api, root)
+            settings = FrontSettings(upstream_url=f"http://127.0.0.1:{upstream.server_address[1]}")
+            with ModalWebFront(api, settings) as front:
+                drive(api, "deploy", "commit-1", "smollm2-135m", root=root)
+                url = drive(api, "endpoint", "smollm2-135m", root=root)
+                headers = mint_token(api, api.state.environment).headers()
+                deadline = time.monotonic() + 30
+                while httpx.get(f"{url}/health", headers=headers, timeout=10).status_code == 503:
+                    assert time.monotonic() < deadline, "the Server's container never came up"
+                    time.sleep(0.1)
+                statuses: list[int] = []
+                first = threading.Thread(
+                    target=lambda: statuses.append(
+                        httpx.post(f"{url}/v1/completions", json={}, headers=headers, timeout=30).status_code
+                    )
+                )
+                first.start()
+                while not front._in_flight.get(api.apps()["fleet-smollm2-135m"].app_id):
+                    assert time.monotonic() < deadline, "the first request never reached the container"
+                    time.sleep(0.02)
+                second = httpx.post(f"{url}/v1/completions", json={}, headers=headers, timeout=30)
+                first.join(timeout=30)
+        assert second.status_code == 429  # one in flight = max_concurrency: Modal refuses, it does not queue
+        assert statuses == [200]
+    finally:
+        upstream.shutdown()
