@@ -74,7 +74,7 @@ def test_markdown_is_one_table_row_per_model_with_problems_below(book: ReportBoo
     deploy(book)
     book.add(MODEL, "snapshot", snapshot_part(COLD, RESTORED))
     book.add(MODEL, "smoke", smoke_part("no credentials -> 401"))
-    book.add(MODEL, "rollback", {"result": "ok", "to_version": "v6", "detail": ""})
+    book.add(MODEL, "rollback", {"result": "ok", "to_version": "v6", "detail": "rolled back to v4"})
     book.add(
         "other", "snapshot", snapshot_part(SnapshotTry(1, "cold", 60.0, 61.0), enabled=False, result="plain-cold-start")
     )
@@ -87,7 +87,7 @@ def test_markdown_is_one_table_row_per_model_with_problems_below(book: ReportBoo
     assert lines[header + 2] == "| other | - | cold | 61.0 s to first token (boot 60.0 s) | snapshots off | - | - |"
     assert lines[header + 3] == (
         "| smollm2-135m | v7 | restore | 95.2 s to first token (boot 91.6 s) | 3.5 s to first token (boot 2.4 s) "
-        "| **failed** 3/4 | rolled back to v6 |"
+        "| **failed** 3/4 | rolled back to v4, live as v6 |"
     )
     # The failed check's detail, pipes escaped so the table and list stay intact.
     assert "- **smollm2-135m** smoke `no credentials -> 401`: expected 401, got 200 \\| no credentials -> 401" in lines

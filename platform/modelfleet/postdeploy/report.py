@@ -88,7 +88,7 @@ def record_rollback(settings: FleetSettings, outcome: DeployOutcome, *, target: 
 
 
 def rollback_part(outcome: DeployOutcome, *, target: str) -> dict[str, Any]:
-    """The rollback step's part: to which version, and whether it worked."""
+    """The rollback step's part: the new live version (``to_version``), what it restored (``detail``), whether it worked."""
     return {
         "target": target,
         "result": outcome.result,
@@ -226,7 +226,12 @@ def _rollback_cell(rollback: dict[str, Any] | None) -> str:
         return "-"
     if rollback.get("result") != "ok":
         return str(rollback.get("result", "?"))
-    return f"rolled back to {rollback.get('to_version') or 'the previous version'}"
+    # A rollback is itself a new version: the detail names the version it restored,
+    # ``to_version`` the new version that now serves it.
+    live = rollback.get("to_version") or ""
+    detail = str(rollback.get("detail") or "")
+    restored = detail if detail.startswith("rolled back to ") else "rolled back to the previous version"
+    return f"{restored}, live as {live}" if live else restored
 
 
 def _problems(model: str, parts: dict[str, dict[str, Any]]) -> list[str]:
