@@ -47,8 +47,10 @@ def rehearsal(demo_checkpoint: Path, test_volume_root: Path) -> Iterator[Rehears
 
 
 def test_the_rehearsed_demo_container_passes_fleet_smoke_through_the_modal_front(
-    rehearsal: RehearsalCli, tmp_path: Path
+    rehearsal: RehearsalCli, tmp_path: Path, test_volume_root: Path
 ) -> None:
+    # The container and what its hooks started run with the rehearsal's environment (the last test sees them gone).
+    assert len(container_processes(test_volume_root.parent.parent / "rehearsal" / DEMO / "home")) >= 3
     with ModalApiRecorder() as api, ExternalContainerFront(api, rehearsal.url) as front:
         create_workspace(api)
         (outcome,) = drive(api, "deploy", "commit-1", DEMO)
@@ -75,7 +77,9 @@ def test_the_rehearsed_demo_container_passes_fleet_smoke_through_the_modal_front
         assert "smoke passed" in smoke.stdout
 
 
-def test_the_rehearsal_ran_modals_lifecycle_in_order_and_stops_cleanly(rehearsal: RehearsalCli) -> None:
+def test_the_rehearsal_ran_modals_lifecycle_in_order_and_stops_cleanly(
+    rehearsal: RehearsalCli, test_volume_root: Path
+) -> None:
     code = rehearsal.stop()
     output = rehearsal.output
 
@@ -96,4 +100,25 @@ def test_the_rehearsal_ran_modals_lifecycle_in_order_and_stops_cleanly(rehearsal
     positions = [output.find(marker) for marker in order]
     assert all(p >= 0 for p in positions) and positions == sorted(positions), output
     # The definition mounts exactly the local folders standing in for the volumes.
-    assert "volume modelfleet-weights: /weights -> " in output
+    state_dir = test_volume_root.parent.parent
+    cache = state_dir / "volumes" / "modelfleet-vllm-cache" / DEMO
+    assert f"the definition mounts {cache}, {test_volume_root}" in output
+    # Nothing of the container is left: no process with the rehearsal's environment (vLLM, edge, guardian).
+    assert container_processes(state_dir / "rehearsal" / DEMO / "home") == []
+
+
+def container_processes(home: Path) -> list[int]:
+    """Live processes started with the rehearsed container's environment (its HOME is the rehearsal's own)."""
+    marker = f"HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
