@@ -19,10 +19,12 @@ Run as ``python -m modelfleet.targets.modal.rehearsal.container`` in the environ
   snapshot point is announced and the container "restores" with a new task id, as
   ``memory_restore`` does; a hook's exception ends the rehearsal (Modal reports it as a
   task failure);
-- serving: a class's port is awaited by Modal's code above; a server's (which Modal's
-  proxy forwards to, with no runtime relay) with ``asgi.wait_for_web_server`` on eth0.
-  Requests then go straight to that port; Modal's per-request relay of a classic web
-  server (``web_server_proxy`` fed by ``FunctionGetInputs``) is not in the path.
+- serving: a class's port is awaited by Modal's code above, and its requests go through
+  Modal's relay (``asgi_app_wrapper`` + ``web_server_proxy``, the callable Modal
+  finalized) on the hooks' own loop, fed from a loopback port that stands in for
+  Modal's input plane (``relay.py``); a server's port (which Modal's proxy forwards to,
+  with no runtime relay) is awaited with ``asgi.wait_for_web_server`` on eth0 and
+  requests go straight to it.
 
 Progress goes to stdout as ``@rehearsal {json}`` lines (``driver`` reads them).
 SIGTERM stops serving: Modal's context managers then run the exit hooks.
@@ -50,8 +52,10 @@ from modal._runtime.user_code_imports import Service, import_class_service, impo
 from modal._utils.async_utils import synchronizer
 from modal_proto import api_pb2
 
+from modelfleet.runtime.command import free_port
 from modelfleet.targets.modal.bundle import load_bundle
 from modelfleet.targets.modal.rehearsal.plan import PROGRESS_MARK, RESTORED_TASK_ID
+from modelfleet.targets.modal.rehearsal.relay import RehearsalIO, input_plane, serve_inputs
 
 ENTRY_MODULE = "modelfleet.targets.modal.entry"
 # Modal waits for a web server's port on the container's eth0 address (user_code_imports.py).
@@ -93,23 +97,6 @@ class RehearsalLifecycle:
     def volume_commit(self, volume_ids: list[str]) -> None:
         """Modal commits volumes with background commits on; the definition here names none."""
         emit("volume_commit", volumes=len(volume_ids))
-
-
-class RehearsalIO:
-    """The three things ``function_execution_context`` asks of Modal's ``ContainerIOManager``."""
-
-    def __init__(self, lifecycle: RehearsalLifecycle) -> None:
-        self.lifecycle = lifecycle
-
-    def get_task_lifecycle_manager(self) -> RehearsalLifecycle:
-        return self.lifecycle
-
-    @contextmanager
-    def snapshot_context_manager(self) -> Iterator[None]:
-        yield
-
-    def _install_breakpoint_hook(self) -> None:
-        pass
 
 
 def find_service(module: Any) -> tuple[str, Any]:
@@ -164,12 +151,12 @@ def server_port(obj: Any) -> tuple[int, float]:
     return int(inner.port), float(inner.startup_timeout)
 
 
-def web_port(service: Any) -> int:
-    """A class's web-server port, from its web method's webhook config."""
-    for partial in service._partial_functions.values():
+def web_method(service: Any) -> tuple[str, int]:
+    """A class's ``@modal.web_server`` method and its port, from the method's webhook config."""
+    for name, partial in service._partial_functions.items():
         config = partial.params.webhook_config
         if config is not None and config.type == api_pb2.WEBHOOK_TYPE_WEB_SERVER:
-            return int(config.web_server_port)
+            return name, int(config.web_server_port)
     raise SystemExit("the class has no @modal.web_server method to serve")
 
 
@@ -188,7 +175,7 @@ def ensure_port_free(port: int) -> None:
 
 
 def serve_until_stopped(port: int, stop: threading.Event) -> None:
-    emit("ready", port=port, boot_task_id=os.environ.get("MODAL_TASK_ID"))
+    emit("ready", port=port, via="server port", boot_task_id=os.environ.get("MODAL_TASK_ID"))
     while not stop.wait(0.5):
         pass
     emit("stopping")
@@ -247,14 +234,31 @@ def run_server(
 def run_class(
     service: Service, event_loop: UserCodeEventLoop, lifecycle: RehearsalLifecycle, stop: threading.Event
 ) -> None:
-    """``_container_entrypoint.run_function``'s context: the web method and its port are Modal's code."""
+    """``_container_entrypoint.run_function``'s context: the web method, its port and the relay are Modal's code."""
+    method, web_server_port = web_method(service)
+    ensure_port_free(web_server_port)
     # construct_webhook_callable calls the web method and waits for its port; then
     # lifecycle_asgi starts the relay's lifespan (and shuts it down before the exit hooks).
-    ensure_port_free(web_port(service))
     lifecycle.phases += ["web method + port", "lifespan startup"]
-    with service.function_execution_context(event_loop, RehearsalIO(lifecycle)):  # type: ignore[arg-type]
+    io = RehearsalIO(lifecycle)
+    with service.function_execution_context(event_loop, io) as finalized:  # type: ignore[arg-type]
         lifecycle.phases[:] = ["lifespan shutdown", "exit"]
-        serve_until_stopped(web_port(service), stop)
+        # Requests enter through Modal's relay (asgi_app_wrapper + web_server_proxy) on the hooks'
+        # own loop, as on Modal; the loopback port stands in for Modal's input plane.
+        port = free_port()
+
+        def ready() -> None:
+            emit(
+                "ready",
+                port=port,
+                via="modal relay",
+                web_server_port=web_server_port,
+                boot_task_id=os.environ.get("MODAL_TASK_ID"),
+            )
+
+        plane = input_plane(finalized[method].callable, io)
+        event_loop.run(serve_inputs(plane, port, stop, ready))  # type: ignore[no-untyped-call]
+        emit("stopping")
 
 
 if __name__ == "__main__":

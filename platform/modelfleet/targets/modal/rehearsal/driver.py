@@ -63,6 +63,8 @@ def describe(stage: Stage) -> str | None:
             f"continuing as the restored container (task {f['restored_task_id']})"
         )
     if stage.name == "ready":
+        if f.get("via") == "modal relay":
+            return f"serving: port {f['port']} -> Modal's relay -> web server port {f['web_server_port']}"
         return f"serving on port {f['port']}"
     if stage.name == "done":
         return f"container exited cleanly ({f['seconds']} s in all)"
