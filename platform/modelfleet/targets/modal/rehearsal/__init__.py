@@ -14,6 +14,9 @@ vLLM on CPU:
   ``import_server_service``, ``Service.function_execution_context`` /
   ``lifecycle_context``), which find the hooks by Modal's decorator metadata and run
   enter(snap=True), the snapshot point, enter(snap=False), the web method or server;
+- ``relay``: a classic web server's requests go through Modal's relay code
+  (``asgi_app_wrapper`` + ``web_server_proxy``) in that process, fed from a loopback
+  port standing in for Modal's input plane; a Modal Server's port is reached directly;
 - ``driver``: starts that process, reports each stage with its seconds, waits for the
   port, stops it (SIGTERM: Modal's exit hooks run).
 
@@ -36,7 +39,8 @@ server with ``Popen`` and returns). In a container ``Client.from_env`` connects 
 (``tests/support/modal_api.py``) answers none of these, and the front would have to
 become Modal's input plane; so the rehearsal stops one layer below: the same
 functions ``run_function`` / ``run_server`` call, with the control-plane pieces
-(task lifecycle manager, IO manager) replaced by ``container.RehearsalLifecycle``.
+replaced: the task lifecycle manager by ``container.RehearsalLifecycle``, the IO
+manager (a call's data in and out) by ``relay.RehearsalIO``.
 """
 
 from modelfleet.targets.modal.rehearsal.driver import RehearsedContainer
