@@ -18,7 +18,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from modelfleet.catalog import load_catalog
 from modelfleet.runtime.command import free_port
+from modelfleet.settings import FleetSettings
+from modelfleet.targets.modal.bundle import BUNDLE_ENV, make_bundle
+from modelfleet.targets.modal.ports import EDGE_PORT
+from modelfleet.targets.modal.primitive import serving_primitive
 from modelfleet.targets.modal.rehearsal.plan import PROGRESS_MARK, RESTORED_TASK_ID, SNAPSHOT_TASK_ID
 from tests.support.modal_api_target import REPO
 
@@ -118,3 +123,42 @@ def test_a_port_already_in_use_is_refused_before_any_hook_runs() -> None:
     assert done.code != 0
     assert f"port {port} is in use on this machine" in "\n".join(done.lines)
     assert not any(s["stage"] in ("begin", "ready") for s in done.stages)
+
+
+INSPECT_ENTRY = """
+import importlib, json
+from modal._runtime.user_code_imports import import_server_service
+from modal_proto import api_pb2
+from modelfleet.targets.modal.rehearsal import container as c
+module = importlib.import_module(c.ENTRY_MODULE)
+name, obj = c.find_service(module)
+definition = c.container_function_def(c.ENTRY_MODULE, name, obj, True)
+service = import_server_service(definition, api_pb2.Object(), None, None)
+print(json.dumps({"server": definition.is_server, "hooks": c.hook_names(type(service.user_cls_instance)),
+                  "port": c.server_port(obj)[0]}))
+"""
+
+
+def test_the_serving_app_as_a_modal_server_gives_the_rehearsal_its_hooks_and_port() -> None:
+    """The demo with a warm container deploys as an @app.server: the rehearsal finds it by Modal's metadata."""
+    settings = FleetSettings(root=REPO)
+    catalog = load_catalog(settings)
+    bundle = make_bundle(catalog.get("smollm2-135m"), catalog, settings)
+    spec = bundle.spec.model_copy(update={"scaling": bundle.spec.scaling.model_copy(update={"min_containers": 1})})
+    assert serving_primitive(spec) == "server"
+    env = {**os.environ, BUNDLE_ENV: bundle.model_copy(update={"spec": spec}).to_env(), "MODAL_IS_REMOTE": "1"}
+
+    done = subprocess.run(
+        [sys.executable, "-c", INSPECT_ENTRY], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["server"] is True
+    assert found["port"] == EDGE_PORT
+    assert found["hooks"] == {
+        "enter(snap=True)": ["prepare"],
+        "enter(snap=False)": ["boot"],
+        "exit": ["stop"],
+        "web": [],
+    }
