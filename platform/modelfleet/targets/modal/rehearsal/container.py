@@ -9,8 +9,9 @@ Run as ``python -m modelfleet.targets.modal.rehearsal.container`` in the environ
   ``api_pb2.Function`` fields they read (module, implementation name, is_class/is_server,
   is_checkpointing_function) built from the app module itself instead of the server's
   ``ContainerArguments``; the object hydration that follows needs the control plane and
-  is skipped (the hooks here use no Modal object: ``Volume.commit`` would, and is refused
-  as the rehearsal's ``volume_commit`` says);
+  is skipped: the paths rehearsed on CPU (memory-only snapshot, none) call no Modal
+  object; the GPU path's ``Volume.commit`` of the compile cache would need a hydrated
+  volume (and that path cannot run on CPU anyway);
 - ``run_function`` / ``run_server``: ``service.function_execution_context`` (classes:
   enter(snap=True) hooks, ``maybe_snapshot``, enter(snap=False) hooks, the web method
   called and its port awaited on eth0 by ``construct_webhook_callable``, lifespans) or
