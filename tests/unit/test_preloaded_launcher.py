@@ -88,6 +88,7 @@ class StandInRuntime(ServingRuntime):
     def __init__(self, bundle: ModelBundle, workdir: Path) -> None:
         super().__init__(bundle)
         self.workdir = workdir
+        self.edge_port, self.edge_log_path = free_port(), workdir / "edge.log"
 
     def _new_engine(self, entry: tuple[str, ...] | None = None) -> Engine:
         assert entry is not None, "a memory-only snapshot starts the engine through the launcher"
@@ -113,6 +114,10 @@ def test_a_memory_snapshot_boot_is_a_restore_in_a_new_task(
         assert runtime.health_info()["boot"] == boot
         assert runtime.health_info()["snapshot"] == "memory"
         assert httpx.get(f"{runtime.engine.url}/health", timeout=5.0).status_code == 200
+        # start() ends with the edge as its own process, listening, reporting the boot on /health.
+        assert runtime.edge is not None and runtime.edge.running
+        health = httpx.get(f"http://127.0.0.1:{runtime.edge_port}/health", timeout=5.0).json()
+        assert (health["status"], health["boot"], health["snapshot"]) == ("ok", boot, "memory")
     finally:
         runtime.stop()
 
@@ -132,6 +137,7 @@ class SleepingStandInRuntime(ServingRuntime):
         super().__init__(bundle, commit_cache=commit_cache)
         self.workdir = workdir
         self.record = workdir / "calls.txt"
+        self.edge_port, self.edge_log_path = free_port(), workdir / "edge.log"
 
     def _new_engine(self, entry: tuple[str, ...] | None = None) -> Engine:
         (self.workdir / "stand_in.py").write_text(STAND_IN)

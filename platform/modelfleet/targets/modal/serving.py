@@ -92,6 +92,9 @@ class ServingRuntime:
         self.boot: dict[str, object] = {}
         self.ready = False
         self.edge: EdgeProcess | None = None
+        # Where the edge listens and logs: the container's public port; a test moves both.
+        self.edge_port = EDGE_PORT
+        self.edge_log_path = EDGE_LOG_PATH
 
     def _new_engine(self, entry: tuple[str, ...] | None = None) -> Engine:
         return Engine.from_spec(
@@ -155,19 +158,19 @@ class ServingRuntime:
         return {"model": self.bundle.served_name, **self.boot}
 
     def start_edge(self) -> None:
-        """The edge process on ``EDGE_PORT``, listening when this returns (a second call finds it running)."""
+        """The edge process on ``edge_port`` (``EDGE_PORT``), listening when this returns; a second call finds it running."""
         assert self.engine is not None and self.ready, "the engine serves before the edge starts"
         if self.edge is not None and self.edge.running:
             return
         spec = self.bundle.spec
         self.edge = EdgeProcess(
             upstream_url=self.engine.url,
-            port=EDGE_PORT,
+            port=self.edge_port,
             # Modal's proxy checks Modal-Key/Modal-Secret before a request reaches the container.
             auth_mode="public" if spec.auth.public else "modal-proxy",
             upstream_timeout=float(spec.scaling.timeout),
             grace=spec.scaling.grace_seconds(),
-            log_path=EDGE_LOG_PATH,
+            log_path=self.edge_log_path,
             health_info=self.health_info(),
         )
         self.edge.start(timeout=EDGE_STARTUP_TIMEOUT)
