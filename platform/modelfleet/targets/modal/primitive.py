@@ -12,9 +12,13 @@ Modal's docs and examples, 2026-12):
   ``target_concurrency`` / ``max_concurrency`` ("Requests above this limit receive a 429
   response": ``App.server`` docstring); ``exit_grace_period`` (<= 3600 s) lets in-flight
   requests finish on shutdown; proxy auth is on unless ``unauthenticated=True``; memory
-  and GPU snapshots work (``enable_memory_snapshot``, ``experimental_options``; the
-  ``snap=True`` hooks are allowed when memory snapshots are on:
-  ``_Server._validate_wrapped_user_cls_decorators``). It takes no ``block_network``.
+  and GPU snapshots work: ``enable_memory_snapshot`` and ``experimental_options`` are
+  ``App.server`` parameters, the ``snap=True`` hooks are allowed when memory snapshots
+  are on (``_Server._validate_wrapped_user_cls_decorators``), the guide says Servers
+  "benefit from the same snappy cold boot performance (including memory snapshots)",
+  and Modal's vLLM example on ``@app.server`` takes a GPU snapshot of a sleeping vLLM
+  (modal-examples ``vllm_low_latency.py``). It takes no ``block_network`` and no
+  per-request ``timeout`` (the edge bounds each request: ``scaling.timeout``).
   **While no container of it runs, Modal answers 503 instead of holding the request**:
   "When a Modal HTTP Server has scaled to zero, clients will get a 503 Service
   Unavailable error response from Modal. Those requests still trigger the underlying
