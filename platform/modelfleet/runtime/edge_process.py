@@ -24,6 +24,8 @@ from modelfleet.errors import FleetError
 from modelfleet.runtime.edge import AuthMode
 from modelfleet.runtime.guardian import spawn
 
+# The folder that holds the ``modelfleet`` package (modelfleet/runtime/edge_process.py -> two up).
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 20
 # What the guardian adds to the edge's own drain before it kills what is left.
 GUARDIAN_MARGIN_SECONDS = 5.0
@@ -78,7 +80,7 @@ class EdgeProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with self.log_path.open("ab") as log:
-            self.process = spawn(self.argv(), grace=self.grace + GUARDIAN_MARGIN_SECONDS, env=os.environ, output=log)
+            self.process = spawn(self.argv(), grace=self.grace + GUARDIAN_MARGIN_SECONDS, env=_env(), output=log)
         deadline = started + timeout
         while time.monotonic() < deadline:
             code = self.process.poll()
@@ -111,6 +113,20 @@ class EdgeProcess:
         except OSError:
             return "(no edge log)"
         return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _env() -> dict[str, str]:
+    """This environment, with the folder holding ``modelfleet`` first on ``PYTHONPATH``.
+
+    ``python -m modelfleet.runtime.edge_main`` must import the package whatever the working
+    directory: in a Modal container the package sits in /root (``add_local_python_source``,
+    "on the PYTHONPATH of any executed Modal Functions": modal/_image.py), which the docs do
+    not promise to a child process started from a hook.
+    """
+    root = str(PACKAGE_ROOT)
+    current = os.environ.get("PYTHONPATH", "")
+    parts = [root, *(part for part in current.split(os.pathsep) if part and part != root)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(parts)}
 
 
 def _accepts(port: int) -> bool:
