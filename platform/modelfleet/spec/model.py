@@ -163,7 +163,13 @@ class VllmSpec(StrictModel):
 class ScalingSpec(StrictModel):
     """Autoscaling and per-container concurrency, in Modal's current parameter names."""
 
-    min_containers: int = Field(default=0, ge=0, le=100, description="Always-on containers (billed while idle).")
+    min_containers: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Always-on containers (billed while idle). On Modal, >= 1 serves through a Modal Server; 0 "
+        "(scale to zero) through the classic web endpoint, which holds a request through the cold start.",
+    )
     max_containers: int = Field(default=1, ge=1, le=1000, description="Upper bound on containers.")
     buffer_containers: int = Field(default=0, ge=0, le=100, description="Idle extra containers kept while busy.")
     scaledown_window: int = Field(default=300, ge=2, le=3600, description="Seconds idle before a container stops.")
