@@ -138,6 +138,17 @@ def test_the_hub_token_secret_goes_to_the_seed_function_of_a_gated_model() -> No
         assert "ENV HF_HUB_OFFLINE=0" in commands  # the one image that may reach the hub
 
 
+def test_seeding_a_gated_model_fails_when_its_token_secret_lacks_hf_token() -> None:
+    with ModalApiRecorder() as api:
+        create_workspace(api, skip_secrets=("huggingface-secret",))
+        api.create_secret("huggingface-secret", {"HUGGINGFACE_TOKEN": "hf_placeholder"})
+        done = run_driver(api, "seed", "llama33-70b-instruct")
+
+        (outcome,) = json.loads(done.stdout.strip().splitlines()[-1])
+        assert outcome["result"] == "failed", outcome
+        assert "huggingface-secret" in outcome["detail"] and "HF_TOKEN" in outcome["detail"], outcome
+
+
 def test_function_create_reserves_the_models_cpu_and_memory(deployed: ModalApiRecorder) -> None:
     spec = load_catalog(FleetSettings(root=REPO)).get(MODEL).spec
     app_id = deployed.apps()[f"fleet-{MODEL}"].app_id

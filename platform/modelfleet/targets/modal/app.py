@@ -42,6 +42,8 @@ SEED_APP_SUFFIX = "-seed"
 # `modal run` shows what the function prints, not what it returns: the result goes out as one marked line.
 SEED_MARKER = "MODELFLEET_SEED_RESULT "
 # Seeding a 70B model moves ~140 GB: allow hours, not the default five minutes.
+# The environment variable the seeder reads the hub token from (volumes/hf_source.py).
+HUB_TOKEN_KEY = "HF_TOKEN"
 SEED_TIMEOUT = 4 * 3600
 SEED_CPU = 4.0
 SEED_MEMORY_MIB = 16 * 1024
@@ -180,7 +182,9 @@ def seed_options(bundle: ModelBundle, image: modal.Image, weights: modal.Volume)
     return {
         "image": image,
         "volumes": {bundle.weights.mount_path: weights},
-        "secrets": [modal.Secret.from_name(token_secret)] if token_secret else [],
+        # The seeder reads the hub token as HF_TOKEN (volumes/hf_source.py): a secret without
+        # that key fails the seed at once on Modal, not as a 401 from the hub minutes later.
+        "secrets": [modal.Secret.from_name(token_secret, required_keys=[HUB_TOKEN_KEY])] if token_secret else [],
         "timeout": SEED_TIMEOUT,
         "cpu": SEED_CPU,
         "memory": SEED_MEMORY_MIB,
