@@ -13,7 +13,8 @@ runtime with Modal's code (modal==1.6.4):
   sends batches of them with ``put_data_out`` (a gRPC call to Modal).
 
 This process runs exactly those functions from the installed modal package. Only the
-network boundary to Modal's servers is stood in for, by ``LoopbackIO``: ``get_data_in``
+network boundary to Modal's servers is stood in for, by the container rehearsal's
+``RehearsalIO`` (``modelfleet.targets.modal.rehearsal.relay``; this file held its first copy): ``get_data_in``
 yields the HTTP request uvicorn received, and ``put_data_out`` decodes the serialised
 outputs and writes them to the client, as Modal's front would on its side. What is left
 out -- the gRPC calls themselves (grpclib + h2 in Python), Modal's input polling -- only
@@ -33,99 +34,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection"}
-
-
-class LoopbackIO:
-    """Stands in for ``ContainerIOManager`` at the network boundary: one HTTP request per function call."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, tuple[Receive, Send]] = {}
-        self.get_data_in = _Aio(self._data_in)
-
-    async def _data_in(self, function_call_id: str, attempt_token: str | None) -> AsyncIterator[dict[str, Any]]:
-        """The request's messages, as Modal's ``data_in`` stream delivers them; a disconnect ends it."""
-        receive = self.calls[function_call_id][0]
-        while True:
-            message = await receive()
-            yield message
-            if message["type"] == "http.disconnect":
-                return
-
-    async def put_data_out(
-        self, function_call_id: str, attempt_token: str, start_index: int, data_format: int, serialized: list[bytes]
-    ) -> None:
-        """What Modal's front does with a batch of outputs: decode, write to the client's connection."""
-        from modal._serialization import deserialize_data_format
-
-        send = self.calls[function_call_id][1]
-        for data in serialized:
-            message = deserialize_data_format(data, data_format, None)
-            if message["type"] == "http.response.start":
-                # A proxy drops hop-by-hop headers: the relay's "connection: close" (force_close) is about
-                # its own hop to the edge; passed on, it would make the client reconnect for every request.
-                message["headers"] = [(k, v) for k, v in message["headers"] if k.lower() not in HOP_BY_HOP]
-            await send(message)
-
-
-class _Aio:
-    """``obj.method.aio(...)``, the form Modal's runtime calls its synchronicity-wrapped methods in."""
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.aio = function
+from modelfleet.targets.modal.rehearsal.relay import Receive, RehearsalIO, Send, input_plane
 
 
 def build_app(upstream_port: int) -> Callable[[dict[str, Any], Receive, Send], Awaitable[None]]:
-    """The uvicorn-facing ASGI app: every request goes through Modal's wrapper, relay and output sender."""
-    from modal._runtime import execution_context
-    from modal._runtime.asgi import asgi_app_wrapper, web_server_proxy
-    from modal._runtime.container_io_manager import _ContainerIOManager
-    from modal_proto import api_pb2
+    """The uvicorn-facing ASGI app: every request goes through Modal's wrapper, relay and output sender.
 
-    io = LoopbackIO()
-    handler, lifespan = asgi_app_wrapper(web_server_proxy("127.0.0.1", upstream_port), io)
-    numbers = itertools.count(1)
+    The per-request part is the container rehearsal's ``input_plane`` (the same stand-in for
+    Modal's input plane, one function call per request); this process adds the lifespan
+    uvicorn drives, which the rehearsal gets from Modal's own runtime.
+    """
+    from modal._runtime.asgi import asgi_app_wrapper, web_server_proxy
+
+    io = RehearsalIO(lifecycle=None)
+    handler, lifespan = asgi_app_wrapper(web_server_proxy("127.0.0.1", upstream_port), io)  # type: ignore[arg-type]
+    per_request = input_plane(handler, io)
     background: list[asyncio.Task[None]] = []
 
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    background.append(asyncio.create_task(lifespan.background_task()))  # type: ignore[no-untyped-call]
-                    await lifespan.lifespan_startup()  # type: ignore[no-untyped-call]
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    with contextlib.suppress(Exception):
-                        await lifespan.lifespan_shutdown()  # type: ignore[no-untyped-call]
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        number = next(numbers)
-        call = f"fc-bench-{number}"
-        io.calls[call] = (receive, send)
-        reset = execution_context._set_current_context_ids([f"in-bench-{number}"], [call], [""])
-        # Modal's front builds the scope; the wrapper refuses one that carries lifespan state.
-        request_scope = {key: value for key, value in scope.items() if key != "state"}
-        queue: asyncio.Queue[Any] = asyncio.Queue(1024)  # as run_input_async makes it
-        try:
-            # The outputs drain (the sender's sentinel) after the handler closed: the order Modal exits them in.
-            async with (
-                _ContainerIOManager.generator_output_sender(io, call, "", api_pb2.DATA_FORMAT_ASGI, queue),  # type: ignore[arg-type]
-                contextlib.aclosing(handler(request_scope)) as outputs,
-            ):
-                async for value in outputs:
-                    await queue.put(value)
-        finally:
-            reset()
-            del io.calls[call]
+        if scope["type"] != "lifespan":
+            await per_request(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                background.append(asyncio.create_task(lifespan.background_task()))  # type: ignore[no-untyped-call]
+                await lifespan.lifespan_startup()  # type: ignore[no-untyped-call]
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                with contextlib.suppress(Exception):
+                    await lifespan.lifespan_shutdown()  # type: ignore[no-untyped-call]
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     return app
 

@@ -10,8 +10,8 @@ connection per request) and ``generator_output_sender`` ships every ASGI message
 callable ``function_execution_context`` finalized, on ``UserCodeEventLoop``'s loop --
 and stands in only for the network boundary, Modal's input plane: a loopback HTTP
 port whose every request is one function call (``RehearsalIO.get_data_in`` hands the
-wrapper the request, ``put_data_out`` writes the outputs to the client). Adapted from
-``bench/gpu/modal_relay.py``, which measured this path on an H200.
+wrapper the request, ``put_data_out`` writes the outputs to the client). The H200
+benchmark of this path (``bench/gpu/modal_relay.py``) serves the same stand-in.
 """
 
 from __future__ import annotations
