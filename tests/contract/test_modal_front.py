@@ -28,7 +28,7 @@ from modelfleet.postdeploy.smoke import run_smoke
 from modelfleet.postdeploy.snapshot import build_snapshot
 from modelfleet.targets.base import Credentials
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, TIMEOUT_S, create_workspace, drive, fleet_env
+from tests.support.modal_api_target import REPO, TIMEOUT_S, create_workspace, drive, fleet_env, run_fleet
 from tests.support.modal_web_front import FrontSettings, ModalWebFront
 from tests.unit.test_smoke_endpoint import Behaviour, FakeEndpoint
 
@@ -175,14 +175,7 @@ def test_a_smoke_run_mints_a_token_for_the_environment_uses_it_and_deletes_it(de
     api = deployed.api
     before = set(api.proxy_tokens)
     creates = len(api.requests("WebhookTokenCreate"))
-    done = subprocess.run(
-        [sys.executable, "-m", "modelfleet", "smoke", MODEL, "--timeout", "60"],
-        env={**fleet_env(api), "CI": "1"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    done = run_fleet(api, "smoke", MODEL, "--timeout", "60")
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     (create,) = api.requests("WebhookTokenCreate")[creates:]
     assert create.name.startswith(f"fleet-temporary-smoke-{api.state.environment}-")
@@ -200,14 +193,7 @@ def test_a_new_temporary_token_first_deletes_the_fleets_tokens_a_killed_job_left
     with api._lock:
         for token in (left, foreign):
             api.proxy_tokens[token.key].created_at -= 8 * 3600  # older than any job runs
-    done = subprocess.run(
-        [sys.executable, "-m", "modelfleet", "smoke", MODEL, "--timeout", "60"],
-        env={**fleet_env(api), "CI": "1"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    done = run_fleet(api, "smoke", MODEL, "--timeout", "60")
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert left.key not in api.proxy_tokens
     assert {foreign.key, fresh.key} <= set(api.proxy_tokens)  # not the fleet's, or a live job's
@@ -218,14 +204,7 @@ def test_a_failing_smoke_still_deletes_its_token(deployed: Deployed) -> None:
     before = set(api.proxy_tokens)
     deployed.upstream.behaviour.served_names = ["someone-else"]
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "modelfleet", "smoke", MODEL, "--timeout", "60"],
-            env={**fleet_env(api), "CI": "1"},
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
+        done = run_fleet(api, "smoke", MODEL, "--timeout", "60")
     finally:
         deployed.upstream.behaviour.served_names = [SERVED]
     assert done.returncode == 1 and "models lists the served name" in done.stderr

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 import pytest
 from tests.contract.test_modal_front import mint_token
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, create_workspace, drive, fleet_env
+from tests.support.modal_api_target import REPO, create_workspace, drive, run_fleet
 from tests.support.modal_web_front import FrontSettings, ModalWebFront
 
 from modelfleet.runtime.engine import Engine
@@ -51,15 +50,7 @@ class ModalFleet:
 
     def fleet(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The real CLI as CI runs it, against this control plane."""
-        env = {**fleet_env(self.api, self.root), "FLEET_STATE_DIR": str(self.state_dir), "CI": "1"}
-        return subprocess.run(
-            [sys.executable, "-m", "modelfleet", *args],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        return run_fleet(self.api, *args, root=self.root, timeout=600, FLEET_STATE_DIR=str(self.state_dir))
 
     def report(self, model: str) -> dict[str, object]:
         done = self.fleet("report", model, "--json")

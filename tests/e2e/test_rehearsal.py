@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, create_workspace, drive, fleet_env
+from tests.support.modal_api_target import REPO, create_workspace, drive, run_fleet
 from tests.support.modal_web_front_external import ExternalContainerFront
 from tests.support.rehearsal_cli import RehearsalCli
 
@@ -55,17 +54,9 @@ def test_the_rehearsed_demo_container_passes_fleet_smoke_through_the_modal_front
         create_workspace(api)
         (outcome,) = drive(api, "deploy", "commit-1", DEMO)
         assert outcome["result"] == "ok", outcome
-        env = {**fleet_env(api), "FLEET_STATE_DIR": str(tmp_path / "state"), "CI": "1"}
 
         def fleet(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "modelfleet", *args],
-                env=env,
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
+            return run_fleet(api, *args, timeout=600, FLEET_STATE_DIR=str(tmp_path / "state"))
 
         smoke = fleet("smoke", DEMO)
 

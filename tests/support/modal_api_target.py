@@ -26,6 +26,20 @@ def fleet_env(api: ModalApiRecorder, root: Path = REPO, **extra: str) -> dict[st
     return env
 
 
+def run_fleet(
+    api: ModalApiRecorder, *args: str, root: Path = REPO, timeout: float = TIMEOUT_S, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """The real ``fleet`` CLI as CI runs it (``CI=1``, not at a terminal), pointed at the recorder."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelfleet", *args],
+        env={**fleet_env(api, root, **extra), "CI": "1"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_driver(
     api: ModalApiRecorder, *args: str, root: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
