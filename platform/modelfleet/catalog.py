@@ -28,6 +28,17 @@ _APP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 MAX_APP_NAME = 64
 
 
+class UnknownModelError(FleetError, KeyError):
+    """No valid model by that name: unknown, or its folder does not validate.
+
+    A ``KeyError`` too, so callers that looked names up in a dict before keep working; its
+    ``str`` is the plain message (``KeyError`` would quote it).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one file, phrased for the person who must fix it."""
@@ -91,19 +102,23 @@ class Catalog:
         return [p for p in self.problems if p.level == "warning"]
 
     def require(self, name: str) -> CatalogModel:
-        """A model by name; for a folder that exists but does not validate, a FleetError quoting why."""
-        if name not in self.models:
-            broken = [p for p in self.errors if p.file.parent.name == name]
-            if broken:
-                raise FleetError(f"model {name!r} does not validate: {broken[0].render(self.root)}")
-        return self.get(name)
+        """A model by folder name; every lookup by name goes through here.
+
+        An unknown name raises ``UnknownModelError`` listing the known names; a folder that
+        exists but does not validate raises the same error quoting its first problem, so the
+        user sees why the model is missing rather than that it is.
+        """
+        if name in self.models:
+            return self.models[name]
+        broken = [p for p in self.errors if p.file.parent.name == name]
+        if broken:
+            raise UnknownModelError(f"model {name!r} does not validate: {broken[0].render(self.root)}")
+        known = ", ".join(sorted(self.models)) or "none"
+        raise UnknownModelError(f"no valid model named {name!r} (known: {known})")
 
     def get(self, name: str) -> CatalogModel:
-        """A model by folder name, or a KeyError that lists the known names."""
-        if name not in self.models:
-            known = ", ".join(sorted(self.models)) or "none"
-            raise KeyError(f"no valid model named {name!r} (known: {known})")
-        return self.models[name]
+        """The same lookup as ``require``, kept for the Modal target's bundle until it moves to ``require``."""
+        return self.require(name)
 
 
 def load_catalog(settings: FleetSettings, models_dir: Path | None = None) -> Catalog:

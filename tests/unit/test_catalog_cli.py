@@ -7,10 +7,16 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+import typer
 from typer.testing import CliRunner
 
+from modelfleet.catalog import UnknownModelError, load_catalog
 from modelfleet.cli.app import app
+from modelfleet.cli.common import user_errors
+from modelfleet.errors import FleetError
 from modelfleet.schema import SCHEMA_PATH, render_schema
+from modelfleet.settings import FleetSettings
 from tests.unit.conftest import MINIMAL_MODEL, REPO_ROOT
 
 WriteModel = Callable[[str, str], Path]
@@ -30,11 +36,13 @@ def test_validate_reports_every_broken_folder_and_exits_1(write_model: WriteMode
     assert "Traceback" not in result.output
 
 
-def test_validate_passes_on_the_repo_itself(monkeypatch: object) -> None:
-    import os
-
-    os.environ.pop("FLEET_ROOT", None)
-    result = runner.invoke(app, ["validate"], env={"FLEET_ROOT": str(REPO_ROOT)})
+def test_validate_passes_on_the_repo_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Through monkeypatch, so the real fleet's settings last for this test only (a bare
+    # os.environ.pop changed FLEET_ROOT for every test that ran after this one).
+    monkeypatch.setenv("FLEET_ROOT", str(REPO_ROOT))
+    for name in ("FLEET_TARGET", "FLEET_APP_PREFIX", "FLEET_DEPLOY_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0, result.output
 
 
@@ -67,6 +75,44 @@ def test_show_of_a_broken_model_says_why(write_model: WriteModel) -> None:
     result = runner.invoke(app, ["show", "alpha"])
     assert result.exit_code == 1
     assert "model 'alpha' does not validate: models/alpha/model.toml: vllm.max_model_len" in result.output
+
+
+def test_a_command_looking_up_a_broken_model_quotes_its_problem(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL.replace("max_model_len = 8192", "max_model_len = 1"))
+    result = runner.invoke(app, ["logs", "alpha"])
+    assert result.exit_code == 1
+    assert "model 'alpha' does not validate: models/alpha/model.toml: vllm.max_model_len" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_model_is_a_fleet_error_and_a_key_error(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL)
+    catalog = load_catalog(FleetSettings())
+    with pytest.raises(UnknownModelError) as raised:
+        catalog.require("nope")
+    assert isinstance(raised.value, FleetError) and isinstance(raised.value, KeyError)
+    assert str(raised.value) == "no valid model named 'nope' (known: alpha)"
+
+
+def test_a_programming_error_inside_a_command_keeps_its_traceback() -> None:
+    with pytest.raises(ZeroDivisionError), user_errors():
+        _ = 1 / 0
+    with pytest.raises(KeyError), user_errors():
+        raise KeyError("a bug, not an unknown model")
+
+
+def test_a_fleet_error_inside_a_command_is_one_line_and_exit_1() -> None:
+    with pytest.raises(typer.Exit) as raised, user_errors():
+        raise FleetError("models/x/model.toml: gpu.type: unknown")
+    assert raised.value.exit_code == 1
+
+
+def test_a_format_outside_the_choices_exits_2_with_the_choices(write_model: WriteModel) -> None:
+    write_model("alpha", MINIMAL_MODEL)
+    for command in (["plan", "--state", "/dev/null"], ["show", "alpha"]):
+        result = runner.invoke(app, [*command, "--format", "jsn"])
+        assert result.exit_code == 2, (command, result.output)
+        assert "'jsn' is not one of" in result.output and "'json'" in result.output
 
 
 def test_checked_in_schema_matches_the_models() -> None:

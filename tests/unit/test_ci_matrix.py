@@ -151,7 +151,7 @@ def test_an_unknown_model_is_a_one_line_error(fleet_git: Path) -> None:
     result = run_matrix("--only", "nope")
 
     assert result.exit_code == 1
-    assert "no valid model named nope (known: alpha, beta, gamma)" in result.stderr
+    assert "no valid model named 'nope' (known: alpha, beta, gamma)" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -15,11 +15,6 @@ from typing import Any
 
 from modelfleet.catalog import Catalog
 from modelfleet.changes import ChangeSet, detect_changes, is_null_ref, ref_exists
-from modelfleet.errors import FleetError
-
-
-class SelectionError(FleetError):
-    """Asked for models the catalog does not have (or cannot load)."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +44,8 @@ def select_all(catalog: Catalog) -> Selection:
 
 
 def select_named(catalog: Catalog, names: list[str]) -> Selection:
-    """Exactly the named models; an unknown or broken one is an error naming the known ones."""
-    unknown = [name for name in names if name not in catalog.models]
-    if unknown:
-        known = ", ".join(sorted(catalog.models)) or "none"
-        raise SelectionError(f"no valid model named {', '.join(unknown)} (known: {known}); see `fleet validate`")
-    chosen = sorted(set(names))
+    """Exactly the named models; an unknown or broken one is the catalog's ``UnknownModelError``."""
+    chosen = sorted({catalog.require(name).name for name in names})
     return Selection(chosen, "chosen: " + ", ".join(chosen))
 
 

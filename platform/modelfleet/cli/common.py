@@ -1,7 +1,8 @@
 """What every command shares: settings, the catalog, consoles and user-error handling.
 
 A user error (bad model.toml, unknown model, missing token) prints one red line and
-exits non-zero without a traceback; ``--debug`` (or ``FLEET_DEBUG=1``) shows it.
+exits non-zero without a traceback; ``--debug`` (or ``FLEET_DEBUG=1``) shows it. Any
+other exception is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from modelfleet.catalog import Catalog, load_catalog
@@ -41,21 +43,31 @@ def is_interactive() -> bool:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn ``FleetError`` (and unknown-name lookups) into one line on stderr and exit code 1."""
+    """Turn the project's own errors into one line on stderr and exit code 1.
+
+    Only ``FleetError`` (every user-fixable problem the platform raises, an unknown model
+    included) and pydantic's ``ValidationError`` (a spec or settings value that does not
+    validate) count as user errors; anything else is a programming error and keeps its
+    traceback, so a bug is never reported as if the user had typed something wrong.
+    """
     try:
         yield
-    except (FleetError, KeyError, FileNotFoundError) as error:
+    except (FleetError, ValidationError) as error:
         if debug_enabled():
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        message = _validation_line(error) if isinstance(error, ValidationError) else str(error)
         err_console.print(f"[red]error:[/red] {message}", highlight=False)
         raise typer.Exit(1) from None
 
 
+def _validation_line(error: ValidationError) -> str:
+    """``Title: where: message`` for each failed field, on one line."""
+    parts = [f"{'.'.join(str(p) for p in item['loc']) or '(value)'}: {item['msg']}" for item in error.errors()]
+    return f"{error.title}: " + "; ".join(parts)
+
+
 def load_settings() -> FleetSettings:
     """Fleet settings, with pydantic errors turned into a user error naming fleet.toml."""
-    from pydantic import ValidationError
-
     try:
         return FleetSettings()
     except ValidationError as error:

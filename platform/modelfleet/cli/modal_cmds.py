@@ -34,7 +34,7 @@ def rollback(
     """
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        model = catalog.get(name)
+        model = catalog.require(name)
         target = get_target(settings)
         method: Callable[..., DeployOutcome] | None = getattr(target, "rollback", None)
         if method is None:

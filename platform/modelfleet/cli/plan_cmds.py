@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 from rich.table import Table
@@ -26,7 +26,7 @@ _MARKDOWN_SYMBOL = {"create": "+ create", "update": "~ update", "unchanged": "un
 
 def plan(
     state_file: Path | None = typer.Option(None, "--state", help="Diff against a saved state export (offline)."),
-    output: str = typer.Option("table", "--format", "-f", help="table, markdown or json."),
+    output: Literal["table", "markdown", "json"] = typer.Option("table", "--format", "-f", help="Output format."),
     models: list[str] | None = typer.Argument(None, help="Only these models (default: all)."),
 ) -> None:
     """Show per model what a deploy would create, update (field by field), leave, or orphan, and the cost change."""

@@ -51,7 +51,7 @@ def smoke(
     """Check the deployed endpoint: models, chat, streaming, 401 without a token, 404 on blocked routes."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        model = catalog.get(name)
+        model = catalog.require(name)
         target = get_target(settings)
         url = target.endpoint(model)
         limit = timeout or float(model.spec.scaling.startup_timeout + PROBE_MARGIN_SECONDS)
@@ -86,7 +86,7 @@ def snapshot(
     """Cause cold starts until one restores from the snapshot; record each one's time to first token."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        model = catalog.get(name)
+        model = catalog.require(name)
         target = get_target(settings)
         force = _cold_start_method(target)
         url = target.endpoint(model)

@@ -35,7 +35,7 @@ def up(names: list[str] = typer.Argument(None, help="Models to start (default: e
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         print_problems(catalog)
-        models = [catalog.get(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
+        models = [catalog.require(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
         if run_deploy(settings, catalog, models, yes=True, allow_dirty=True, exit_on_failure=False):
             raise typer.Exit(1)
 
@@ -44,7 +44,7 @@ def down(names: list[str] = typer.Argument(None, help="Models to stop (default: 
     """Stop engines and edges; no process and no run state is left behind."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        models = [catalog.get(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
+        models = [catalog.require(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
         target = get_target(settings)
         print_outcomes(target.teardown(models), title=f"down ({target.name})")
 
@@ -75,7 +75,7 @@ def logs(
     """The model's supervisor and vLLM output."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        model = catalog.get(name)
+        model = catalog.require(name)
         path: Path = get_target(settings).log_path(model)
         if not path.is_file():
             raise UserError(f"no log for {name} yet at {path}: start it with `fleet up {name}`")
@@ -100,7 +100,7 @@ def call(
     """Ask a model through its authenticated endpoint and stream the answer."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        model = catalog.get(name)
+        model = catalog.require(name)
         with _credentials(settings, model) as credentials:
             for chunk in stream_chat(
                 get_target(settings).endpoint(model), credentials, model.served_name, prompt, max_tokens
@@ -114,7 +114,7 @@ def demo(name: str = typer.Argument("smollm2-135m", help="The model to demonstra
     """Create a token, ask the running model a question through the edge, and show how to call it yourself."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        model = catalog.get(name)
+        model = catalog.require(name)
         target = get_target(settings)
         url = target.endpoint(model)
         key, secret = _token_store(settings).create(f"demo-{int(time.time())}")

@@ -117,13 +117,7 @@ def _select(catalog: Catalog, names: list[str], *, all_models: bool) -> list[Cat
         raise UserError("name the models to act on, or pass --all (not both)")
     if all_models:
         return sorted(catalog.models.values(), key=lambda m: m.name)
-    picked = []
-    for name in names:
-        broken = [p for p in catalog.errors if p.file.parent.name == name]
-        if name not in catalog.models and broken:
-            raise UserError(f"model {name!r} does not validate: {broken[0].render(catalog.root)}")
-        picked.append(catalog.get(name))
-    return picked
+    return [catalog.require(name) for name in names]
 
 
 def _target(settings: FleetSettings) -> Target:
