@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelfleet.errors import FleetError
+from modelfleet.files import write_atomic
 
 
 class DeployRecord(BaseModel):
@@ -62,6 +63,4 @@ def load_state_file(path: Path) -> FleetState:
 
 def save_state_file(state: FleetState, path: Path) -> None:
     """Write a state export atomically (a half-written file must never be read as state)."""
-    temp = path.with_suffix(path.suffix + ".tmp")
-    temp.write_text(state.model_dump_json(indent=2) + "\n")
-    temp.replace(path)
+    write_atomic(path, state.model_dump_json(indent=2) + "\n")

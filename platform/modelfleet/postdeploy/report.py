@@ -10,12 +10,12 @@ new report: results of an earlier deploy must never be shown as this one's.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from modelfleet.errors import FleetError
+from modelfleet.files import write_atomic
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.base import DeployOutcome
 
@@ -43,10 +43,7 @@ class ReportBook:
         parts = dict(report.get("parts", {}))
         parts[step] = {**part, "at": _now()}
         report = {"model": model, "updated": _now(), "parts": parts}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temp = self.path(model).with_name(f".{model}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(report, indent=2) + "\n")
-        temp.replace(self.path(model))
+        write_atomic(self.path(model), json.dumps(report, indent=2) + "\n")
         return report
 
     def read(self, model: str) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from modelfleet.errors import FleetError
+from modelfleet.files import SECRET_MODE, write_atomic
 
 KEY_PREFIX = "wk-"
 SECRET_PREFIX = "ws-"
@@ -167,13 +168,7 @@ class TokenStore:
         return dict(data.get("tokens", {}))
 
     def _write(self, tokens: dict[str, dict[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"tokens": tokens}, handle, indent=2)
-        os.chmod(temp, 0o600)
-        temp.replace(self.path)
+        write_atomic(self.path, json.dumps({"tokens": tokens}, indent=2), mode=SECRET_MODE)
 
 
 def _random_text(length: int) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from modelfleet.files import write_atomic
 
 CHUNK = 8 * 2**20
 FORMAT = 1
@@ -79,20 +80,13 @@ def build_entries(snapshot: Path, known: Mapping[str, str] | None = None) -> lis
 
 def write_manifest(manifest: Path, entries: list[ManifestEntry], *, source: str) -> None:
     """Write the manifest atomically: a reader sees no manifest or the complete new one."""
-    manifest.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "format": FORMAT,
         "source": source,
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in entries],
     }
-    temp = manifest.with_name(f".{manifest.name}.{os.getpid()}.tmp")
-    with temp.open("w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        # On a crash right after the rename the manifest must not point at unwritten data.
-        os.fsync(handle.fileno())
-    temp.replace(manifest)
+    write_atomic(manifest, json.dumps(data, indent=2))
 
 
 def read_manifest(manifest: Path) -> Manifest | None:

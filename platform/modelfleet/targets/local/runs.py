@@ -7,11 +7,12 @@ removes it after ``fleet down``). Writes are atomic so a reader never sees half 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from modelfleet.files import write_atomic
 
 RunState = Literal["starting", "ready", "restarting", "failed", "stopping"]
 
@@ -63,10 +64,7 @@ class RunBook:
 
     def write(self, run: LocalRun) -> None:
         """Replace the record atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temp = self.path(run.model).with_suffix(f".{os.getpid()}.tmp")
-        temp.write_text(json.dumps(asdict(run), indent=2))
-        temp.replace(self.path(run.model))
+        write_atomic(self.path(run.model), json.dumps(asdict(run), indent=2))
 
     def forget(self, model: str) -> None:
         """Remove a model's record (it no longer runs)."""
