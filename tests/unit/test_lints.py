@@ -90,6 +90,20 @@ def test_snapshots_on_a_vllm_without_sleep_mode_are_an_error(write_model: WriteM
     assert "needs vllm >= 0.8.0" in message and "image.vllm_version is 0.6.3" in message
 
 
+def test_a_pre_release_of_the_first_sleep_mode_vllm_is_before_it(write_model: WriteModel) -> None:
+    # PEP 440 (packaging.version): 0.8.0rc1 < 0.8.0. The hand-written parser read it as 0.8.0.
+    rc_stack = '\n[image]\nvllm_version = "0.8.0rc1"\nbase = "nvidia/cuda:12.1.1-devel-ubuntu22.04"\n'
+    write_model("tiny", MINIMAL_MODEL + rc_stack)
+    errors = [m for m in _findings(_load(), "error") if m.startswith("snapshot.enabled")]
+    assert errors and "needs vllm >= 0.8.0" in errors[0] and "image.vllm_version is 0.8.0rc1" in errors[0]
+
+
+def test_a_version_packaging_cannot_read_is_rejected_by_the_spec(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL + '\n[image]\nvllm_version = "0.25.0x"\n')
+    (message,) = _findings(_load(), "error")
+    assert message.startswith("image.vllm_version: '0.25.0x' is not a PEP 440 version")
+
+
 def test_min_containers_warns_with_its_monthly_floor_cost(write_model: WriteModel) -> None:
     write_model("tiny", MINIMAL_MODEL + "\n[scaling]\nmin_containers = 2\nmax_containers = 4\n")
     catalog = _load()

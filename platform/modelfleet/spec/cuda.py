@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-VersionTuple = tuple[int, int, int]
+from packaging.version import Version
 
 # vLLM's own image: its tag is the vLLM version it carries.
 VLLM_OPENAI_REPO: Final = "vllm/vllm-openai"
@@ -32,24 +32,24 @@ _VLLM_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)$")
 class VllmCudaRow:
     """vLLM releases ``first <= version < before`` ship default wheels built for CUDA ``cuda_major``."""
 
-    first: VersionTuple
-    before: VersionTuple
+    first: Version
+    before: Version
     cuda_major: int
     source: str
 
 
 VLLM_CUDA: Final[tuple[VllmCudaRow, ...]] = (
     VllmCudaRow(
-        first=(0, 2, 2),
-        before=(0, 20, 0),
+        first=Version("0.2.2"),
+        before=Version("0.20.0"),
         cuda_major=12,
         # 12.1 wheels on PyPI from 0.2.2 (vllm-project/vllm#1596), 12.4 the default from
         # January 2025 (vllm-project/vllm#12098), 12.8/12.9 later; all CUDA 12 until 0.20.
         source="vllm-project/vllm#1596, vllm-project/vllm#12098",
     ),
     VllmCudaRow(
-        first=(0, 20, 0),
-        before=(0, 26, 0),
+        first=Version("0.20.0"),
+        before=Version("0.26.0"),
         cuda_major=13,
         # "The vLLM 0.20.0 release has switched to CUDA 13 for the default wheels"
         # (vllm-project/router#154); 0.24.0's unsuffixed wheel is the cu130 build, the
@@ -60,16 +60,13 @@ VLLM_CUDA: Final[tuple[VllmCudaRow, ...]] = (
 )
 
 
-def version_tuple(version: str) -> VersionTuple:
-    """``"0.25.0"`` -> ``(0, 25, 0)``; missing parts count as 0."""
-    parts = [int(p) for p in re.findall(r"\d+", version)[:3]]
-    parts += [0] * (3 - len(parts))
-    return parts[0], parts[1], parts[2]
-
-
 def vllm_cuda_row(vllm_version: str) -> VllmCudaRow | None:
-    """The row that covers this vLLM version, or None when the table does not know it."""
-    wanted = version_tuple(vllm_version)
+    """The row that covers this vLLM version, or None when the table does not know it.
+
+    Compared as PEP 440 versions (``packaging``), so a pre-release of a row's first
+    version (``0.20.0rc1``) belongs to the row before it, as its wheels do.
+    """
+    wanted = Version(vllm_version)
     return next((row for row in VLLM_CUDA if row.first <= wanted < row.before), None)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from packaging.version import Version
+
 from modelfleet.spec.cuda import (
     DEVEL_IMAGE_FOR_CUDA,
     VLLM_CUDA,
@@ -26,7 +28,7 @@ from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
 HOURS_PER_MONTH = 730.0
 # CUDA context, activations and sampler buffers vLLM needs beyond weights + KV cache.
 RUNTIME_OVERHEAD_GB_PER_GPU = 1.5
-MIN_SLEEP_MODE_VLLM = (0, 8, 0)
+MIN_SLEEP_MODE_VLLM = Version("0.8.0")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 __all__ = ["Finding", "lint"]
@@ -163,12 +165,12 @@ def _snapshot_is_possible(spec: ModelSpec) -> list[Finding]:
                 "gpu_snapshot needs the memory snapshot: set snapshot.enabled = true or gpu_snapshot = false",
             )
         )
-    if snap.enabled and _version_tuple(spec.image.vllm_version) < MIN_SLEEP_MODE_VLLM:
+    if snap.enabled and Version(spec.image.vllm_version) < MIN_SLEEP_MODE_VLLM:
         findings.append(
             Finding(
                 "error",
                 "snapshot.enabled",
-                f"snapshots put vLLM to sleep, which needs vllm >= 0.8.0 (dev-mode /sleep and /wake_up); "
+                f"snapshots put vLLM to sleep, which needs vllm >= {MIN_SLEEP_MODE_VLLM} (dev-mode /sleep and /wake_up); "
                 f"image.vllm_version is {spec.image.vllm_version}: upgrade it or set snapshot.enabled = false",
             )
         )
@@ -232,7 +234,7 @@ def _base_matches_vllm_cuda(spec: ModelSpec) -> list[Finding]:
         ]
     row = vllm_cuda_row(version)
     if row is None:
-        known = f"{'.'.join(map(str, VLLM_CUDA[0].first))} up to {'.'.join(map(str, VLLM_CUDA[-1].before))}"
+        known = f"{VLLM_CUDA[0].first} up to {VLLM_CUDA[-1].before}"
         return [
             Finding(
                 "warning",
@@ -340,9 +342,3 @@ def _auth(spec: ModelSpec) -> list[Finding]:
             )
         ]
     return []
-
-
-def _version_tuple(version: str) -> tuple[int, int, int]:
-    parts = re.findall(r"\d+", version)[:3]
-    nums = [int(p) for p in parts] + [0] * (3 - len(parts))
-    return nums[0], nums[1], nums[2]

@@ -11,6 +11,7 @@ import math
 import re
 from typing import Annotated, Literal
 
+from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from modelfleet.spec.base import StrictModel
@@ -57,6 +58,16 @@ class ImageSpec(StrictModel):
         if tag == "latest":
             raise ValueError(f"base image {base!r} uses ':latest', which moves; pin a version tag")
         return base
+
+    @field_validator("vllm_version", "uv_version")
+    @classmethod
+    def _version_is_pep440(cls, version: str) -> str:
+        # The lints compare versions with packaging.version; one it cannot read must stop here.
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise ValueError(f"{version!r} is not a PEP 440 version; write it as on PyPI, e.g. '0.25.0'") from None
+        return version
 
     @field_validator("pip_packages")
     @classmethod
