@@ -2,28 +2,23 @@
 
 A model is its folder, so a change under ``models/<name>/`` concerns that model alone;
 the platform code, the fleet-wide defaults and the declared volumes go into every
-app, so a change there concerns every model. Git is asked, never the file times: the
-answer must be the same on a laptop and on a fresh CI checkout. Used by the CI matrix
+app, so a change there concerns every model. Git is asked (through ``modelfleet.gitinfo``),
+never the file times: the answer must be the same on a laptop and on a fresh CI checkout. Used by the CI matrix
 (``fleet ci matrix``) and by ``fleet deploy-all --changed-since``.
 """
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelfleet.catalog import MODEL_FILE, Catalog
-from modelfleet.errors import FleetError
+from modelfleet.gitinfo import name_status, untracked_paths, verify_ref
 
 # Paths (relative to the fleet root) whose change reaches every model's app: the
 # package baked into each image, the defaults every model.toml inherits, the volumes.
 PLATFORM_PATHS: tuple[str, ...] = ("platform/", "pyproject.toml", "fleet.toml", "volumes/")
 MODELS_DIR = "models/"
-
-
-class ChangesError(FleetError):
-    """Git cannot answer what changed (unknown ref, not a repository, no git)."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +46,12 @@ def detect_changes(repo_root: Path, base_ref: str, catalog: Catalog, *, head: st
     The working tree includes untracked files, so a model folder created but not yet
     committed counts as added.
     """
-    _verify_ref(repo_root, base_ref)
+    verify_ref(repo_root, base_ref)
     if head is not None:
-        _verify_ref(repo_root, head)
-    statuses = _name_status(repo_root, base_ref, head)
+        verify_ref(repo_root, head)
+    statuses = name_status(repo_root, base_ref, head)
     if head is None:
-        for path in _untracked(repo_root):
+        for path in untracked_paths(repo_root):
             statuses.setdefault(path, "A")
     return classify(statuses, catalog)
 
@@ -91,68 +86,6 @@ def classify(statuses: dict[str, str], catalog: Catalog) -> ChangeSet:
         platform_files=platform_files,
         broken=broken,
     )
-
-
-def is_null_ref(ref: str) -> bool:
-    """Whether ``ref`` names no commit: GitHub sends forty zeros as ``before`` when a branch is created."""
-    stripped = ref.strip()
-    return not stripped or set(stripped) == {"0"}
-
-
-def ref_exists(repo_root: Path, ref: str) -> bool:
-    """Whether ``ref`` resolves to a commit here (a force-pushed-away or unfetched commit does not)."""
-    if is_null_ref(ref):
-        return False
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-            cwd=repo_root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise ChangesError("git is not installed; it is needed to find which models changed") from None
-    return done.returncode == 0
-
-
-def _verify_ref(repo_root: Path, ref: str) -> None:
-    if not ref_exists(repo_root, ref):
-        raise ChangesError(
-            f"git ref {ref!r} is not a commit in {repo_root}; pass a branch, tag or commit that exists "
-            "(in CI, fetch the history with fetch-depth: 0)"
-        )
-
-
-def _name_status(repo_root: Path, base_ref: str, head: str | None) -> dict[str, str]:
-    # --no-renames: a renamed model folder is a removed model plus an added one, which is
-    # exactly what a deploy must do. --relative: paths from the fleet root even when the
-    # fleet lives in a subfolder of the git repository. -z: any file name is safe.
-    args = ["diff", "--name-status", "--no-renames", "--relative", "-z", base_ref]
-    if head is not None:
-        args.append(head)
-    fields = _git(repo_root, *args, "--").split("\0")
-    statuses: dict[str, str] = {}
-    for status, path in zip(fields[0::2], fields[1::2], strict=False):
-        if status and path:
-            statuses[path] = status[0]
-    return statuses
-
-
-def _untracked(repo_root: Path) -> list[str]:
-    out = _git(repo_root, "ls-files", "--others", "--exclude-standard", "-z")
-    return [path for path in out.split("\0") if path]
-
-
-def _git(repo_root: Path, *args: str) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=repo_root, capture_output=True, text=True, check=True, timeout=60)
-    except FileNotFoundError:
-        raise ChangesError("git is not installed; it is needed to find which models changed") from None
-    except subprocess.CalledProcessError as error:
-        raise ChangesError(f"git {args[0]} failed in {repo_root}: {error.stderr.strip()}") from None
-    return done.stdout
 
 
 def _is_platform(path: str) -> bool:

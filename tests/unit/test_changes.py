@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelfleet.catalog import Catalog, load_catalog
-from modelfleet.changes import ChangesError, classify, detect_changes, is_null_ref
+from modelfleet.changes import classify, detect_changes
+from modelfleet.gitinfo import GitError, is_null_ref
 from modelfleet.settings import FleetSettings
 from tests.unit.conftest import MINIMAL_MODEL
 
@@ -163,7 +164,7 @@ def test_nothing_changed_affects_nothing(git_fleet: Path) -> None:
 
 
 def test_an_unknown_ref_is_a_clear_error(git_fleet: Path) -> None:
-    with pytest.raises(ChangesError, match=r"'no-such-branch' is not a commit .*fetch-depth: 0"):
+    with pytest.raises(GitError, match=r"'no-such-branch' is not a commit .*fetch-depth: 0"):
         detect_changes(git_fleet, "no-such-branch", catalog_of(git_fleet))
 
 

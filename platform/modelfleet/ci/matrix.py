@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.catalog import Catalog
-from modelfleet.changes import ChangeSet, detect_changes, is_null_ref, ref_exists
+from modelfleet.changes import ChangeSet, detect_changes
+from modelfleet.gitinfo import is_null_ref, ref_exists
 
 
 @dataclass(frozen=True)
