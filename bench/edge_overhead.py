@@ -30,8 +30,8 @@ import httpx
 
 from bench.harness import save, summary
 from modelfleet.catalog import load_catalog
-from modelfleet.runtime.command import free_port
 from modelfleet.runtime.engine import Engine
+from modelfleet.runtime.ports import free_port
 from modelfleet.runtime.tokens import TokenStore
 from modelfleet.settings import FleetSettings
 from modelfleet.volumes import local_volume_root, seed

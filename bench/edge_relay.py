@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import save, summary
+from modelfleet.runtime.ports import free_port
 
 EVENT = b'data: {"id":"cmpl-0","object":"text_completion","choices":[{"index":0,"text":" tok","logprobs":null}]}\n\n'
 
@@ -51,12 +51,6 @@ def serve_stub(port: int, interval: float) -> None:
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/health", health)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -147,7 +141,7 @@ def main() -> None:
         serve_stub(args.port, args.interval)
         return
     edges = dict(item.split("=", 1) for item in (args.edge or ["edge=platform"]))
-    stub_port = _free_port()
+    stub_port = free_port()
     stub = subprocess.Popen(
         [sys.executable, "-m", "bench.edge_relay", "--stub", "--port", str(stub_port), "--interval", str(args.interval)]
     )
@@ -155,7 +149,7 @@ def main() -> None:
     processes = {"stub": stub}
     try:
         for label, pythonpath in edges.items():
-            port = _free_port()
+            port = free_port()
             processes[label] = _start_edge(pythonpath, stub_port, port)
             urls[label] = f"http://127.0.0.1:{port}"
         for url in urls.values():

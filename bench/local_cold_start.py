@@ -23,9 +23,9 @@ import httpx
 from bench.harness import save, summary
 from modelfleet.catalog import load_catalog
 from modelfleet.runtime.command import vllm_command, vllm_env
+from modelfleet.runtime.ports import free_port
 from modelfleet.runtime.tokens import TokenStore
 from modelfleet.settings import FleetSettings
-from modelfleet.targets.local.processes import any_free_port
 from modelfleet.volumes import checkpoint_dir, local_volume_root, seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 if cache == "empty":
                     shutil.rmtree(cache_root, ignore_errors=True)
-                port = any_free_port()
+                port = free_port()
                 env = {**os.environ, **vllm_env(model.spec, platform="cpu"), "VLLM_CACHE_ROOT": str(cache_root)}
                 command = vllm_command(
                     model.spec,
@@ -114,7 +114,7 @@ def main() -> None:
                 results.setdefault(f"bare, {cache} cache", []).append(bare_start(command, env, port, model.served_name))
                 if cache == "empty":
                     shutil.rmtree(cache_root, ignore_errors=True)
-                fleet_env = {**env, "FLEET_STATE_DIR": str(state), "FLEET_LOCAL_BASE_PORT": str(any_free_port())}
+                fleet_env = {**env, "FLEET_STATE_DIR": str(state), "FLEET_LOCAL_BASE_PORT": str(free_port())}
                 results.setdefault(f"fleet up, {cache} cache", []).append(
                     fleet_start(fleet_env, model.served_name, store, args.model)
                 )

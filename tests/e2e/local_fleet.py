@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from modelfleet.runtime.ports import free_port
 
 DEMO = "smollm2-135m"
 
@@ -48,12 +49,6 @@ class LocalFleet:
         return key.group(1), secret.group(1)
 
 
-def _free_base_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def local_fleet(
     fleet_root: Path, demo_checkpoint: Path, test_volume_root: Path, tmp_path_factory: pytest.TempPathFactory
@@ -67,7 +62,7 @@ def local_fleet(
     env.update(
         FLEET_ROOT=str(fleet_root),
         FLEET_STATE_DIR=str(state_dir),
-        FLEET_LOCAL_BASE_PORT=str(_free_base_port()),
+        FLEET_LOCAL_BASE_PORT=str(free_port()),
         PYTHONPATH=str(fleet_root / "platform"),
         COLUMNS="200",
     )

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from modelfleet.runtime.command import free_port
 from modelfleet.runtime.edge import EdgeConfig, edge_server
+from modelfleet.runtime.ports import free_port
 
 DEMO = "smollm2-135m"
 

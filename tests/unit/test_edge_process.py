@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelfleet.runtime.command import free_port
 from modelfleet.runtime.edge_main import parser
 from modelfleet.runtime.edge_process import EdgeProcess, EdgeStartError
 from modelfleet.runtime.guardian import GUARDIAN
+from modelfleet.runtime.ports import free_port
 
 
 class _Upstream(BaseHTTPRequestHandler):

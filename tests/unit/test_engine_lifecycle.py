@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.runtime.command import free_port
 from modelfleet.runtime.engine import Engine, EngineStartError, SleepUnsupportedError, group_members
+from modelfleet.runtime.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

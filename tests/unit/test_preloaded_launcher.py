@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from modelfleet.catalog import load_catalog
-from modelfleet.runtime.command import free_port
 from modelfleet.runtime.engine import Engine
+from modelfleet.runtime.ports import free_port
 from modelfleet.runtime.preloaded import launcher_entry, release, reset_control, wait_preloaded
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.modal import serving

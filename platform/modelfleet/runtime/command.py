@@ -7,11 +7,12 @@ changes it), so a cache filled with other flags would be recompiled at every boo
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 from typing import Literal
 
+# free_port is re-exported: targets/modal/rehearsal and contract tests import it from here.
+from modelfleet.runtime.ports import free_port as free_port
 from modelfleet.spec.model import ModelSpec
 
 Platform = Literal["gpu", "cpu"]
@@ -119,10 +120,3 @@ def vllm_env(spec: ModelSpec, *, platform: Platform) -> dict[str, str]:
         # Otherwise vLLM-CPU reserves most of the machine's RAM for its KV cache.
         env["VLLM_CPU_KVCACHE_SPACE"] = f"{spec.local.kv_cache_gib}"
     return {**env, **spec.image.env}
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now, for vLLM's internal socket."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((ENGINE_HOST, 0))
-        return int(sock.getsockname()[1])

@@ -25,7 +25,8 @@ from types import TracebackType
 import httpx
 
 from modelfleet.errors import FleetError
-from modelfleet.runtime.command import ENGINE_HOST, Platform, free_port, vllm_command, vllm_env
+from modelfleet.runtime.command import ENGINE_HOST, Platform, vllm_command, vllm_env
+from modelfleet.runtime.ports import free_port
 from modelfleet.spec.model import ModelSpec
 
 LOG_TAIL_LINES = 30

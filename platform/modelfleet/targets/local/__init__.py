@@ -19,10 +19,11 @@ import httpx
 
 from modelfleet.catalog import CatalogModel
 from modelfleet.errors import FleetError
+from modelfleet.runtime.ports import first_free_port
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord, FleetState, load_state_file, save_state_file
 from modelfleet.targets.base import Credentials, DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
-from modelfleet.targets.local.processes import free_port, is_alive, stop_group, tree_rss_bytes
+from modelfleet.targets.local.processes import is_alive, stop_group, tree_rss_bytes
 from modelfleet.targets.local.runs import LocalRun, RunBook
 
 HEALTH_POLL_SECONDS = 0.5
@@ -108,7 +109,7 @@ class LocalTarget:
 
     def _spawn(self, model: CatalogModel) -> None:
         taken = {r.edge_port for r in self.runs.all() if r.model != model.name and is_alive(r.supervisor_pid)}
-        port = free_port(self.settings.local_base_port, taken)
+        port = first_free_port(self.settings.local_base_port, taken)
         log = self.runs.log_path(model.name)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as sink:

@@ -1,11 +1,10 @@
-"""Process facts the local target needs: alive, stop a process group, memory, free ports."""
+"""Process facts the local target needs: alive, stop a process group, memory."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -73,28 +72,3 @@ def _rss(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def port_is_free(port: int) -> bool:
-    """Whether 127.0.0.1:port can be bound now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(start: int, taken: set[int], *, span: int = 200) -> int:
-    """The first port from ``start`` that is neither bound nor promised to another model."""
-    for port in range(start, start + span):
-        if port not in taken and port_is_free(port):
-            return port
-    raise OSError(f"no free port in {start}..{start + span - 1}; set local_base_port in fleet.toml to another range")
-
-
-def any_free_port() -> int:
-    """A port the kernel picks (for vLLM's internal port, which nobody needs to remember)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

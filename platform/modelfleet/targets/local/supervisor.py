@@ -25,9 +25,9 @@ from modelfleet.catalog import CatalogModel, load_catalog
 from modelfleet.runtime.command import vllm_command, vllm_env
 from modelfleet.runtime.edge import EdgeConfig, build_edge
 from modelfleet.runtime.engine import Engine
+from modelfleet.runtime.ports import free_port
 from modelfleet.runtime.tokens import TokenStore
 from modelfleet.settings import FleetSettings
-from modelfleet.targets.local.processes import any_free_port
 from modelfleet.targets.local.runs import LocalRun, RunBook, RunState
 from modelfleet.volumes import checkpoint_dir, local_volume_root
 
@@ -48,7 +48,7 @@ class Supervisor:
         )
         self.run.supervisor_pid = _own_pid()
         self.run.edge_port = edge_port
-        self.run.engine_port = any_free_port()
+        self.run.engine_port = free_port()
         self.engine = self._new_engine()
         self.boot_seconds = 0.0
 
