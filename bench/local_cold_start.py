@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("FLEET_ROOT", str(ROOT))
     settings = FleetSettings()
-    model = load_catalog(settings).get(args.model)
+    model = load_catalog(settings).require(args.model)
     volume = local_volume_root(settings)
     seed(model, volume)
     results: dict[str, list[float]] = {}
@@ -96,7 +96,7 @@ def main() -> None:
         state = Path(scratch) / "state"
         (state / "volumes").mkdir(parents=True)
         (state / "volumes" / volume.name).symlink_to(volume, target_is_directory=True)
-        store = TokenStore(state / "tokens.json")
+        store = TokenStore(FleetSettings(state_dir=state).tokens_path)
         for cache in ("empty", "seeded"):
             cache_root = Path(scratch) / "vllm-cache"
             for _ in range(args.repeats):

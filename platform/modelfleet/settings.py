@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 FLEET_FILE = "fleet.toml"
+# The local target's token store, in the state folder (FleetSettings.tokens_path).
+TOKENS_FILE = "tokens.json"
 
 
 class GpuPrices(BaseModel):
@@ -82,6 +84,11 @@ class FleetSettings(BaseSettings):
     def state_path(self) -> Path:
         """Absolute path of the local state folder."""
         return self.state_dir if self.state_dir.is_absolute() else self.root / self.state_dir
+
+    @property
+    def tokens_path(self) -> Path:
+        """The local target's hashed token store: ``fleet token``, ``fleet demo`` and every local edge use it."""
+        return self.state_path / TOKENS_FILE
 
     def app_name(self, model: str) -> str:
         """The Modal app name of a model: ``<prefix>-<model>``."""

@@ -96,3 +96,19 @@ def test_bearer_form_splits_on_the_first_dot_after_the_key() -> None:
 )
 def test_incomplete_or_foreign_credentials_parse_to_none(headers: dict[str, str]) -> None:
     assert parse_credentials(headers) is None
+
+
+def test_fleet_token_create_writes_the_store_every_local_edge_reads(
+    fleet_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from modelfleet.cli.app import app
+    from modelfleet.settings import FleetSettings
+
+    monkeypatch.setenv("FLEET_STATE_DIR", str(fleet_repo / "elsewhere"))
+    result = CliRunner().invoke(app, ["token", "create", "ci"])
+    assert result.exit_code == 0, result.output
+    tokens_path = FleetSettings().tokens_path
+    assert tokens_path == fleet_repo / "elsewhere" / "tokens.json"
+    assert [entry.name for entry in TokenStore(tokens_path).list()] == ["ci"]

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from modelfleet.volumes.progress import SeedProgress, progress_wanted
+from modelfleet.terminal import is_interactive
+from modelfleet.volumes.progress import SeedProgress
 
 
 def test_no_bars_in_ci_or_when_stderr_is_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     monkeypatch.delenv("CI", raising=False)
-    assert progress_wanted()
+    assert is_interactive(sys.stderr)
     monkeypatch.setenv("CI", "true")
-    assert not progress_wanted()
+    assert not is_interactive(sys.stderr)
     monkeypatch.delenv("CI")
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
-    assert not progress_wanted()
+    assert not is_interactive(sys.stderr)
 
 
 def test_the_hub_clients_bars_feed_one_byte_bar_sized_by_the_files(capsys: pytest.CaptureFixture[str]) -> None:

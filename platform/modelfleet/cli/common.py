@@ -8,7 +8,6 @@ other exception is a bug and shows its traceback.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,10 +18,11 @@ from rich.console import Console
 from modelfleet.catalog import Catalog, load_catalog
 from modelfleet.errors import FleetError
 from modelfleet.settings import FleetSettings
+from modelfleet.terminal import is_interactive
 
 # Messages never wrap (a user error is one line a person or a CI log can grep), and
 # tables get room when stdout is a pipe or a CI log rather than a terminal.
-_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+_PIPE_WIDTH = None if is_interactive() or os.environ.get("COLUMNS") else 160
 console = Console(soft_wrap=True, width=_PIPE_WIDTH)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -34,11 +34,6 @@ class UserError(FleetError):
 def debug_enabled() -> bool:
     """Whether tracebacks should be shown (``--debug`` sets FLEET_DEBUG)."""
     return os.environ.get("FLEET_DEBUG", "") not in ("", "0", "false")
-
-
-def is_interactive() -> bool:
-    """Progress bars and prompts only for a person at a terminal, never in CI logs."""
-    return sys.stdout.isatty() and not os.environ.get("CI")
 
 
 @contextmanager

@@ -20,7 +20,6 @@ from modelfleet.catalog import Catalog, CatalogModel
 from modelfleet.cli.common import (
     UserError,
     console,
-    is_interactive,
     load_settings_and_catalog,
     print_problems,
     user_errors,
@@ -32,6 +31,7 @@ from modelfleet.postdeploy.report import record_deploys
 from modelfleet.settings import FleetSettings
 from modelfleet.targets import get_target
 from modelfleet.targets.base import DeployOutcome, OnEvent, Target
+from modelfleet.terminal import is_interactive
 
 _RESULT_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "unchanged": "dim"}
 

@@ -191,7 +191,7 @@ def stream_chat(url: str, credentials: Credentials, served_name: str, prompt: st
 
 
 def _token_store(settings: FleetSettings) -> TokenStore:
-    return TokenStore(settings.state_path / "tokens.json")
+    return TokenStore(settings.tokens_path)
 
 
 def _credentials(settings: FleetSettings, model: CatalogModel) -> AbstractContextManager[Credentials]:

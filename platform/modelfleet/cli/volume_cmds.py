@@ -15,9 +15,10 @@ import typer
 from rich.table import Table
 
 from modelfleet.catalog import Catalog, CatalogModel
-from modelfleet.cli.common import UserError, console, is_interactive, load_settings_and_catalog, user_errors
+from modelfleet.cli.common import UserError, console, load_settings_and_catalog, user_errors
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.base import OnEvent, Target
+from modelfleet.terminal import is_interactive
 from modelfleet.volumes import SeededRevision, WeightsLocation, local_volume_root, location, prune, scan, verify_model
 
 volumes_app = typer.Typer(

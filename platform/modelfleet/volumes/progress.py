@@ -8,8 +8,6 @@ tqdm-like interface ``huggingface_hub.snapshot_download`` drives.
 
 from __future__ import annotations
 
-import os
-import sys
 from types import TracebackType
 from typing import Any
 
@@ -23,11 +21,6 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-
-
-def progress_wanted() -> bool:
-    """Draw bars only for a person at a terminal: not when stderr is piped, not in CI."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 class SeedProgress:

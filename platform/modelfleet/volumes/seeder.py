@@ -14,6 +14,7 @@ folder under ``.fleet/volumes/``. The rules that make it safe to interrupt:
 from __future__ import annotations
 
 import fcntl
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,9 +23,10 @@ from pathlib import Path
 
 from modelfleet.catalog import CatalogModel
 from modelfleet.spec.weights import HuggingFaceWeights, PypiWeights
+from modelfleet.terminal import is_interactive
 from modelfleet.volumes.layout import MANIFEST_DIR, WeightsLocation, local_source_path, location, remove_snapshot_file
 from modelfleet.volumes.manifest import VerifyResult, build_entries, verify, write_manifest
-from modelfleet.volumes.progress import SeedProgress, progress_wanted
+from modelfleet.volumes.progress import SeedProgress
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def seed(model: CatalogModel, volume_root: Path, *, progress: bool = False) -> S
         where.manifest.unlink(missing_ok=True)
         for path in existing.bad:
             remove_snapshot_file(where.snapshot / path)
-        with SeedProgress(enabled=progress and progress_wanted()) as bars:
+        with SeedProgress(enabled=progress and is_interactive(sys.stderr)) as bars:
             known, fetched = _fetch(model, where, bars)
         entries = build_entries(where.snapshot, known)
         write_manifest(where.manifest, entries, source=describe_source(model))

@@ -47,8 +47,8 @@ class LocalTarget:
 
     def seed(self, models: list[CatalogModel], *, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
         """Seed each model into the local weights volume; a seeded model is only verified."""
-        # Byte bars only at a terminal (the seeder itself stays quiet in CI and pipes).
-        return self._seed(models, on_event, progress=sys.stderr.isatty())
+        # Byte bars wanted; the seeder draws them only for a person at a terminal.
+        return self._seed(models, on_event, progress=True)
 
     def _seed(self, models: list[CatalogModel], on_event: OnEvent, *, progress: bool) -> list[DeployOutcome]:
         from modelfleet.volumes import local_volume_root, seed
@@ -234,18 +234,13 @@ class LocalTarget:
         """A token that exists only for one command (``fleet call``, ``fleet smoke``), then is revoked."""
         from modelfleet.runtime.tokens import TokenStore
 
-        store = TokenStore(self.token_file)
+        store = TokenStore(self.settings.tokens_path)
         name = f"{purpose}-{os.getpid()}-{int(time.time())}"
         key, secret = store.create(name)
         try:
             yield Credentials(key, secret)
         finally:
             store.revoke(name)
-
-    @property
-    def token_file(self) -> Path:
-        """The hashed token store every local edge checks."""
-        return self.settings.state_path / "tokens.json"
 
     def _stop(self, model: str) -> None:
         run = self.runs.read(model)

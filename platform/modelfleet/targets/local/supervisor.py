@@ -115,7 +115,7 @@ class Supervisor:
 
     def serve(self) -> None:
         """Run the edge in this thread and the engine watcher beside it, until SIGTERM."""
-        store = TokenStore(self.settings.state_path / "tokens.json")
+        store = TokenStore(self.settings.tokens_path)
         edge = build_edge(
             EdgeConfig(
                 upstream_url=f"http://127.0.0.1:{self.run.engine_port}",
