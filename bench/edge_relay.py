@@ -20,9 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from bench.gpu.server_procs import cpu_seconds
 from bench.harness import save, summary
 from modelfleet.runtime.ports import free_port
 
@@ -51,11 +51,6 @@ def serve_stub(port: int, interval: float) -> None:
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/health", health)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_http(url: str, timeout: float = 60.0) -> None:
@@ -102,12 +97,19 @@ async def _load(base_url: str, concurrency: int, requests: int, tokens: int) -> 
     }
 
 
+def _cpu_of(pid: int) -> float:
+    seconds = cpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError(f"process {pid} exited during the measurement")
+    return seconds
+
+
 def measure_side(base_url: str, pids: dict[str, int], args: argparse.Namespace) -> dict[str, Any]:
     """One load run against ``base_url``; CPU seconds each process in ``pids`` spent on it."""
-    before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    before = {name: _cpu_of(pid) for name, pid in pids.items()}
     result: dict[str, Any] = asyncio.run(_load(base_url, args.concurrency, args.requests, args.tokens))
     for name, pid in pids.items():
-        cpu = _cpu_seconds(pid) - before[name]
+        cpu = _cpu_of(pid) - before[name]
         result[f"{name}_cpu_s"] = cpu
         result[f"{name}_cpu_us_per_event"] = cpu / max(result["events"], 1) * 1e6
     return result

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench.gpu.throughput import KEEP, PERCENTILE_KEY
 
@@ -87,15 +88,14 @@ class ServerProcess:
 
 
 def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds a process has used so far (from /proc)."""
+    """User + system CPU seconds a process has used so far (psutil), None when it is gone."""
     if pid is None:
         return None
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    # After the command: state is field 3, utime and stime are fields 14 and 15 (1-based, man proc).
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float(times.user + times.system)
 
 
 def run_load_in_process(command: list[str], log: Path) -> dict[str, Any]:

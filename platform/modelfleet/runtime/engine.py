@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import psutil
 
 from modelfleet.errors import FleetError
 from modelfleet.runtime.command import ENGINE_HOST, Platform, vllm_command, vllm_env
@@ -291,20 +292,13 @@ class Engine:
 
 
 def group_members(group: int) -> list[int]:
-    """Live (non-zombie) processes in a process group, read from /proc."""
+    """Live (non-zombie) processes in a process group (psutil, which vLLM itself requires)."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the command (which may hold spaces) start after the last ')'.
-        fields = stat.rsplit(")", 1)[1].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == group and state != "Z":
-            members.append(int(entry.name))
+    for process in psutil.process_iter(["status"]):
+        # A process may exit between the listing and getpgid: it is no member any more.
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == group:
+                members.append(process.pid)
     return members
 
 
