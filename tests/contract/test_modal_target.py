@@ -108,7 +108,13 @@ def test_the_deploy_speaks_the_rpc_sequence_of_modal_1_6_4(fleet: FleetDeploy) -
     assert relevant[:1] == ["FunctionPrecreate"]
     assert sorted(relevant[1:3]) == ["ClassCreate", "FunctionCreate"]
     assert relevant[3:] == ["AppPublish"]
-    assert names[0] == "AppCreate" or "AppCreate" not in names  # AppCreate answers with the id itself
+    # AppCreateRequest has no app_id (it answers with the id), so find it by the name it
+    # carries as description (modal 1.6.4 runner.py, _init_local_app_from_name -> _init_local_app_new).
+    created = [
+        i for i, (n, req) in enumerate(fleet.api.calls) if n == "AppCreate" and req.description == "fleet-smollm2-135m"
+    ]
+    first_use = next(i for i, (_, req) in enumerate(fleet.api.calls) if getattr(req, "app_id", None) == app_id)
+    assert len(created) == 1 and created[0] < first_use
 
 
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)
