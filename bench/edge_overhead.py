@@ -126,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("FLEET_ROOT", str(ROOT))
     settings = FleetSettings()
-    model = load_catalog(settings).get(args.model)
+    model = load_catalog(settings).require(args.model)
     checkpoint = seed(model, local_volume_root(settings)).checkpoint_dir
     samples: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("FLEET_ROOT", str(ROOT))
     settings = FleetSettings()
-    model = load_catalog(settings).get(args.model)
+    model = load_catalog(settings).require(args.model)
     volume = local_volume_root(settings)
     seed(model, volume)
     model_dir = checkpoint_dir(model, volume)

@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("FLEET_ROOT", str(ROOT))
-    model = load_catalog(FleetSettings()).get(args.model)
+    model = load_catalog(FleetSettings()).require(args.model)
     with tempfile.TemporaryDirectory(dir=ROOT / ".fleet" if (ROOT / ".fleet").is_dir() else None) as scratch:
         root = Path(scratch)
         first = measure(lambda: seed(model, root), 1)

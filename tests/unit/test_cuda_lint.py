@@ -38,7 +38,7 @@ def test_a_cuda_12_base_under_vllm_0_25_is_an_error_with_both_versions_and_the_f
 def test_the_fleet_default_base_carries_the_cuda_the_default_vllm_is_built_for(write_model: WriteModel) -> None:
     write_model("tiny", MINIMAL_MODEL)
     catalog = load_catalog(FleetSettings())
-    image = catalog.get("tiny").spec.image
+    image = catalog.require("tiny").spec.image
     row = vllm_cuda_row(image.vllm_version)
     cuda = base_cuda_version(image.base)
     assert row is not None and cuda is not None

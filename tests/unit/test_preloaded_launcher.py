@@ -77,7 +77,7 @@ def test_the_launcher_preloads_then_runs_the_server_only_when_released(
 def memory_bundle() -> ModelBundle:
     settings = FleetSettings(root=REPO_ROOT)
     catalog = load_catalog(settings)
-    bundle = make_bundle(catalog.get("smollm2-135m"), catalog, settings)
+    bundle = make_bundle(catalog.require("smollm2-135m"), catalog, settings)
     snapshot = bundle.spec.snapshot.model_copy(update={"enabled": True, "gpu_snapshot": False})
     return bundle.model_copy(update={"spec": bundle.spec.model_copy(update={"snapshot": snapshot})})
 

@@ -21,7 +21,7 @@ DEMO = "smollm2-135m"
 def demo_bundle() -> ModelBundle:
     settings = FleetSettings(root=REPO)
     catalog = load_catalog(settings)
-    return make_bundle(catalog.get(DEMO), catalog, settings)
+    return make_bundle(catalog.require(DEMO), catalog, settings)
 
 
 def seeded(bundle: ModelBundle, weights_root: Path) -> Path:

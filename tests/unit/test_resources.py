@@ -124,4 +124,4 @@ def test_every_example_model_reserves_more_than_modals_defaults() -> None:
         assert model.spec.serving_cpu() >= 4.0
         assert model.spec.serving_memory_mib() >= 12 * 1024
     # The 70B runs without a GPU snapshot: its 141 GB of weights never sit in host memory.
-    assert catalog.get("llama33-70b-instruct").spec.serving_memory_mib() == 24 * 1024
+    assert catalog.require("llama33-70b-instruct").spec.serving_memory_mib() == 24 * 1024

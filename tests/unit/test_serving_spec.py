@@ -40,7 +40,7 @@ def test_a_grace_period_over_modals_hour_is_refused_with_the_limit(write_model: 
 def test_a_grace_period_shorter_than_a_request_is_a_warning_with_both_numbers(write_model: WriteModel) -> None:
     write_model("tiny", _with("scaling", "exit_grace_period = 30"))
     catalog = _load()
-    assert catalog.get("tiny").spec.scaling.grace_seconds() == 30
+    assert catalog.require("tiny").spec.scaling.grace_seconds() == 30
     (message,) = [m for m in _messages(catalog, "warning") if m.startswith("scaling.exit_grace_period")]
     assert "exit_grace_period (30 s) is shorter than timeout (600 s)" in message
     assert "raise it to 600" in message
@@ -49,7 +49,7 @@ def test_a_grace_period_shorter_than_a_request_is_a_warning_with_both_numbers(wr
 def test_a_timeout_past_the_longest_grace_is_a_warning_by_default(write_model: WriteModel) -> None:
     write_model("tiny", _with("scaling", "timeout = 7200"))
     catalog = _load()
-    assert catalog.get("tiny").spec.scaling.grace_seconds() == 3600
+    assert catalog.require("tiny").spec.scaling.grace_seconds() == 3600
     (message,) = [m for m in _messages(catalog, "warning") if m.startswith("scaling.exit_grace_period")]
     assert "timeout (7200 s) is above the longest exit grace Modal allows (3600 s)" in message
 

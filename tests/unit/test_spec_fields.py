@@ -35,11 +35,11 @@ def test_minimal_model_validates_and_inherits_fleet_defaults(write_model: WriteM
     write_model("tiny", MINIMAL_MODEL)
     catalog = _load()
     assert _messages(catalog) == []
-    spec = catalog.get("tiny").spec
+    spec = catalog.require("tiny").spec
     assert spec.image.vllm_version == "0.25.0"  # from fleet.toml [defaults.image]
     assert spec.scaling.scaledown_window == 300
     assert spec.auth.public is False
-    assert catalog.get("tiny").served_name == "tiny"
+    assert catalog.require("tiny").served_name == "tiny"
 
 
 def test_a_model_overrides_only_what_differs(write_model: WriteModel) -> None:

@@ -20,7 +20,7 @@ MODEL_PATH = Path("/vol/weights/smollm2")
 def demo_spec(monkeypatch: pytest.MonkeyPatch) -> ModelSpec:
     """The demo model as the catalog loads it (fleet.toml defaults merged in)."""
     monkeypatch.setenv("FLEET_ROOT", str(REPO_ROOT))
-    return load_catalog(FleetSettings()).get("smollm2-135m").spec
+    return load_catalog(FleetSettings()).require("smollm2-135m").spec
 
 
 def _flag(argv: list[str], flag: str) -> str:

@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     settings = FleetSettings()
-    model = load_catalog(settings).get(args.model)
+    model = load_catalog(settings).require(args.model)
     supervisor = Supervisor(settings, model, args.port)
     with contextlib.suppress(KeyboardInterrupt):
         supervisor.serve()
