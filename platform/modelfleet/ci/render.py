@@ -17,6 +17,7 @@ import jinja2
 from modelfleet.catalog import Catalog
 from modelfleet.ci.pins import ACTIONS
 from modelfleet.errors import FleetError
+from modelfleet.files import write_atomic
 from modelfleet.settings import FleetSettings
 
 TEMPLATES_DIR = Path("ci/templates")
@@ -113,7 +114,7 @@ def write_workflows(root: Path, rendered: dict[str, str]) -> list[Path]:
     for name, text in sorted(rendered.items()):
         path = folder / name
         if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
+            write_atomic(path, text)
             touched.append(WORKFLOWS_DIR / name)
     for path in _generated_files(folder):
         if path.name not in rendered:

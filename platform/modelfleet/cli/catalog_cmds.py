@@ -18,6 +18,7 @@ from modelfleet.cli.common import (
     print_problems,
     user_errors,
 )
+from modelfleet.files import write_atomic
 from modelfleet.scaffold import scaffold_model
 from modelfleet.schema import SCHEMA_PATH, render_schema
 from modelfleet.spec.lints import HOURS_PER_MONTH, hourly_cost
@@ -97,7 +98,7 @@ def schema(
                 raise UserError(f"{SCHEMA_PATH} is out of date: run `fleet schema` and commit it")
             console.print(f"{SCHEMA_PATH} is up to date")
             return
-        path.write_text(fresh)
+        write_atomic(path, fresh)
         console.print(f"wrote {SCHEMA_PATH}")
 
 

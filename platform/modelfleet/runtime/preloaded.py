@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from modelfleet.files import write_atomic
 from modelfleet.runtime.command import MODULE_ENTRY
 from modelfleet.runtime.engine import Engine, EngineStartError
 
@@ -54,6 +55,4 @@ def wait_preloaded(engine: Engine, control: Path, timeout: float) -> dict[str, o
 
 def release(control: Path) -> None:
     """Tell the launcher to run vLLM now."""
-    partial = control / (GO_FILE + ".partial")
-    partial.write_text(json.dumps({"released_at": time.time()}))
-    partial.replace(control / GO_FILE)
+    write_atomic(control / GO_FILE, json.dumps({"released_at": time.time()}))
