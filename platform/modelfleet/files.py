@@ -12,8 +12,8 @@ token store) goes through ``write_atomic``, so they all follow the same rules:
   ``0o644`` (the mode is set explicitly: ``mkstemp`` creates ``0o600``); secrets pass
   ``SECRET_MODE`` so the file is never readable by others, not even for an instant.
 
-Two exceptions write their own way on purpose: ``runtime/launcher.py`` and
-``runtime/guardian.py`` run by path with the standard library only.
+One exception writes its own way on purpose: ``runtime/launcher.py`` runs by path with
+the standard library only (its ready file); ``targets/modal`` keeps state in a Modal Dict.
 """
 
 from __future__ import annotations
