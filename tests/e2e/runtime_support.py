@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from tests.support.waiting import wait_until
 
 from modelfleet.runtime.edge import EdgeConfig, edge_server
 from modelfleet.runtime.ports import free_port
@@ -41,11 +41,9 @@ def running_edge(config: EdgeConfig) -> Iterator[str]:
     server: uvicorn.Server = edge_server(config, host="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, name="edge", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the edge did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), 20, interval=0.02)
+    if not server.started:
+        raise RuntimeError("the edge did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -13,6 +13,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from tests.e2e.runtime_support import DEMO, Token
+from tests.support.waiting import wait_until
 
 from modelfleet.runtime.edge import EdgeGate
 from modelfleet.runtime.engine import Engine
@@ -44,16 +45,6 @@ def running_requests(engine: Engine) -> float:
     """vLLM's own count of requests it is generating for, from its /metrics."""
     text = httpx.get(f"{engine.url}/metrics", timeout=10).text
     return sum(float(v) for v in re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", text, re.MULTILINE))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` until true or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def test_auth_matrix_only_live_tokens_in_either_header_form_pass(

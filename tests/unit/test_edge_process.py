@@ -20,6 +20,7 @@ from modelfleet.runtime.edge_main import parser
 from modelfleet.runtime.edge_process import EdgeProcess, EdgeStartError
 from modelfleet.runtime.guardian import GUARDIAN
 from modelfleet.runtime.ports import free_port
+from tests.support.waiting import wait_until
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -110,9 +111,7 @@ def test_stopping_the_edge_lets_a_stream_in_flight_finish(upstream: str, tmp_pat
 
     client = threading.Thread(target=stream)
     client.start()
-    deadline = time.monotonic() + 10
-    while not edge.log_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_until(edge.log_path.exists, 10), "the edge never opened its log"
     time.sleep(0.3)  # the request is in flight (its first chunk comes at 0.5 s)
     edge.stop()
     client.join(timeout=30)

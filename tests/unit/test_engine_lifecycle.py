@@ -14,13 +14,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modelfleet.runtime.engine import Engine, EngineStartError, SleepUnsupportedError, group_members
 from modelfleet.runtime.ports import free_port
+from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,16 +69,6 @@ STAND_IN = textwrap.dedent(
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
     """
 )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` until true or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def pid_alive(pid: int) -> bool:

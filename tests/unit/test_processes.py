@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from modelfleet.runtime.engine import group_members
 from modelfleet.targets.local.processes import is_alive, tree_rss_bytes
+from tests.support.waiting import wait_until
 
 # A parent that starts one child holding ~64 MiB, then sleeps; both in a new process group.
 _PARENT = (
@@ -22,13 +22,6 @@ _PARENT = (
     "print(child.pid, flush=True)\n"
     "time.sleep(600)\n"
 )
-
-
-def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -57,7 +50,7 @@ def test_a_process_group_lists_parent_and_child(parent_and_child: tuple[subproce
 def test_a_zombie_is_not_alive_and_a_gone_pid_neither() -> None:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     # Not reaped yet: the kernel keeps a zombie until wait().
-    _until(lambda: not is_alive(process.pid))
+    assert wait_until(lambda: not is_alive(process.pid), 10), "an exited child still reads as alive"
     assert group_members(os.getpgid(0)).count(process.pid) == 0
     process.wait()
     assert not is_alive(process.pid) and not is_alive(0) and tree_rss_bytes(process.pid) == 0
