@@ -44,7 +44,7 @@ def demo_checkpoint(fleet_root: Path, test_volume_root: Path) -> Path:
         patch.setenv("FLEET_ROOT", str(fleet_root))
         patch.delenv("FLEET_TARGET", raising=False)
         catalog = load_catalog(FleetSettings())
-    return seed(catalog.get(DEMO_MODEL), test_volume_root).checkpoint_dir
+    return seed(catalog.require(DEMO_MODEL), test_volume_root).checkpoint_dir
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def demo_spec(fleet_root: Path) -> ModelSpec:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FLEET_ROOT", str(fleet_root))
         patch.delenv("FLEET_TARGET", raising=False)
-        return load_catalog(FleetSettings()).get(DEMO).spec
+        return load_catalog(FleetSettings()).require(DEMO).spec
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,15 @@ class LocalFleet:
             timeout=timeout,
         )
 
+    def ensure_up(self) -> None:
+        """``fleet up`` the demo model: a no-op while it runs, a fresh start after a test stopped it."""
+        up = self.fleet("up", DEMO)
+        assert up.returncode == 0, f"fleet up failed:\n{up.stdout}\n{up.stderr}"
+        match = re.search(r"http://127\.0\.0\.1:\d+", up.stdout)
+        # A running model reports "already running" instead of its URL, which is then unchanged.
+        assert match or self.url, up.stdout
+        self.url = match.group(0) if match else self.url
+
     def create_token(self, name: str) -> tuple[str, str]:
         """A fresh key/secret pair through ``fleet token create``."""
         done = self.fleet("token", "create", name)
@@ -67,12 +76,19 @@ def local_fleet(
         COLUMNS="200",
     )
     fleet = LocalFleet(env=env, state_dir=state_dir, url="")
-    up = fleet.fleet("up", DEMO)
-    assert up.returncode == 0, f"fleet up failed:\n{up.stdout}\n{up.stderr}"
-    match = re.search(r"http://127\.0\.0\.1:\d+", up.stdout)
-    assert match, up.stdout
-    fleet.url = match.group(0)
+    fleet.ensure_up()
     try:
         yield fleet
     finally:
         fleet.fleet("down", timeout=120)
+
+
+@pytest.fixture
+def running_fleet(local_fleet: LocalFleet) -> LocalFleet:
+    """The session's fleet, running: a test that stopped it (``fleet down``) does not break the ones after it.
+
+    So the tests pass in any order and alone (``-k``, ``-p randomly``); in file order the
+    stopping test is last and nothing restarts.
+    """
+    local_fleet.ensure_up()
+    return local_fleet
