@@ -34,8 +34,8 @@ test: install lint typecheck ## Lint, typecheck and run the whole test suite (re
 	$(PY) -m pytest
 
 .PHONY: test-fast
-test-fast: install ## Run the tests that do not start vLLM
-	$(PY) -m pytest -m "not e2e"
+test-fast: install ## Run the tests that neither start vLLM nor download (markers e2e, network)
+	$(PY) -m pytest -m "not e2e and not network"
 
 .PHONY: test-e2e
 test-e2e: install ## Run only the end-to-end tests (real vLLM on CPU)

