@@ -107,6 +107,19 @@ def test_a_fleet_error_inside_a_command_is_one_line_and_exit_1() -> None:
     assert raised.value.exit_code == 1
 
 
+def test_a_spec_validation_error_inside_a_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from pydantic import BaseModel
+
+    class Scaling(BaseModel):
+        max_containers: int
+
+    with pytest.raises(typer.Exit) as raised, user_errors():
+        Scaling.model_validate({"max_containers": "many"})
+    assert raised.value.exit_code == 1
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: Scaling: max_containers: Input should be a valid integer") and "\n" not in line
+
+
 def test_a_format_outside_the_choices_exits_2_with_the_choices(write_model: WriteModel) -> None:
     write_model("alpha", MINIMAL_MODEL)
     for command in (["plan", "--state", "/dev/null"], ["show", "alpha"]):
