@@ -116,10 +116,6 @@ class Catalog:
         known = ", ".join(sorted(self.models)) or "none"
         raise UnknownModelError(f"no valid model named {name!r} (known: {known})")
 
-    def get(self, name: str) -> CatalogModel:
-        """The same lookup as ``require``, kept for the Modal target's bundle until it moves to ``require``."""
-        return self.require(name)
-
 
 def load_catalog(settings: FleetSettings, models_dir: Path | None = None) -> Catalog:
     """Load every ``models/*/model.toml`` and ``volumes/*.toml`` under the fleet root."""

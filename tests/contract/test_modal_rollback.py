@@ -68,7 +68,7 @@ def make_bad(root: Path) -> None:
 
 
 def spec_of(root: Path) -> tuple[str, dict[str, object]]:
-    model = load_catalog(FleetSettings(root=root)).get(MODEL)
+    model = load_catalog(FleetSettings(root=root)).require(MODEL)
     return model.spec_hash(), model.spec.model_dump(mode="json")
 
 

@@ -150,7 +150,7 @@ def test_seeding_a_gated_model_fails_when_its_token_secret_lacks_hf_token() -> N
 
 
 def test_function_create_reserves_the_models_cpu_and_memory(deployed: ModalApiRecorder) -> None:
-    spec = load_catalog(FleetSettings(root=REPO)).get(MODEL).spec
+    spec = load_catalog(FleetSettings(root=REPO)).require(MODEL).spec
     app_id = deployed.apps()[f"fleet-{MODEL}"].app_id
     for fn in _ranked(_functions_of(deployed, app_id)["Server.*"]):
         # FunctionCreate carries milli-cores and MiB (modal/_resources.py, convert_fn_config_to_resources_config).

@@ -89,7 +89,7 @@ def _ranked(definition: api_pb2.FunctionData) -> list[api_pb2.Function]:
 
 def test_the_example_models_scale_to_zero_so_the_classic_endpoint_serves_them() -> None:
     catalog = load_catalog(FleetSettings(root=REPO))
-    assert {name: serving_primitive(catalog.get(name).spec) for name in EXAMPLE_MODELS} == dict.fromkeys(
+    assert {name: serving_primitive(catalog.require(name).spec) for name in EXAMPLE_MODELS} == dict.fromkeys(
         EXAMPLE_MODELS, "web_server"
     )
 
@@ -97,7 +97,7 @@ def test_the_example_models_scale_to_zero_so_the_classic_endpoint_serves_them() 
 def test_every_warm_example_model_deploys_as_a_modal_server_with_its_url(warm_fleet: Deployed) -> None:
     assert {m: o["result"] for m, o in warm_fleet.outcomes.items()} == dict.fromkeys(EXAMPLE_MODELS, "ok")
     for name in EXAMPLE_MODELS:
-        assert serving_primitive(warm_fleet.catalog.get(name).spec) == "server"
+        assert serving_primitive(warm_fleet.catalog.require(name).spec) == "server"
         # modal.Server.from_name(app, "Server").get_url(): the routing region's modal.direct URL.
         assert warm_fleet.outcomes[name]["url"] == f"https://modelfleet-test--fleet-{name}-server.us-east.modal.direct"
         assert set(_definitions(warm_fleet.api, f"fleet-{name}")) == {"Server"}
@@ -118,7 +118,7 @@ def test_a_server_deploy_sends_no_class_and_no_web_method(warm_fleet: Deployed) 
 def test_the_server_carries_port_auth_concurrency_grace_snapshots_and_resources(
     warm_fleet: Deployed, name: str
 ) -> None:
-    spec = warm_fleet.catalog.get(name).spec
+    spec = warm_fleet.catalog.require(name).spec
     server = _definitions(warm_fleet.api, f"fleet-{name}")["Server"]
     http = server.http_config
     assert http.port == EDGE_PORT

@@ -119,7 +119,7 @@ def test_the_deploy_speaks_the_rpc_sequence_of_modal_1_6_4(fleet: FleetDeploy) -
 
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)
 def test_gpus_with_fallbacks_scaling_concurrency_and_snapshots(fleet: FleetDeploy, name: str) -> None:
-    spec = fleet.catalog.get(name).spec
+    spec = fleet.catalog.require(name).spec
     server = _definitions(fleet.api, f"fleet-{name}")["Server.*"]
     ranked = _ranked(server)
 
@@ -186,12 +186,12 @@ def test_the_hub_token_secret_goes_only_to_the_seed_function(fleet: FleetDeploy,
     # Serving gets the model's own secrets only; the seed app's secret: test_modal_seed_app.py.
     definitions = _definitions(fleet.api, f"fleet-{name}")
     for fn in _ranked(definitions["Server.*"]):
-        assert _secret_names(fleet.api, fn.secret_ids) == set(fleet.catalog.get(name).spec.secrets)
+        assert _secret_names(fleet.api, fn.secret_ids) == set(fleet.catalog.require(name).spec.secrets)
 
 
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)
 def test_image_layers_pin_the_base_vllm_uv_and_every_package(fleet: FleetDeploy, name: str) -> None:
-    image = fleet.catalog.get(name).spec.image
+    image = fleet.catalog.require(name).spec.image
     commands = _image_commands(fleet.api, f"fleet-{name}")
 
     assert f"FROM {image.base}" in commands
@@ -204,7 +204,7 @@ def test_image_layers_pin_the_base_vllm_uv_and_every_package(fleet: FleetDeploy,
     for env in ("ENV HF_HUB_CACHE=/weights", "ENV VLLM_CACHE_ROOT=/root/.cache/vllm", "ENV HF_HUB_OFFLINE=1"):
         assert env in commands
     # vLLM's sleep/wake routes need dev mode, and only the GPU snapshot sleeps the engine.
-    snapshot = fleet.catalog.get(name).spec.snapshot
+    snapshot = fleet.catalog.require(name).spec.snapshot
     assert ("ENV VLLM_SERVER_DEV_MODE=1" in commands) == (snapshot.enabled and snapshot.gpu_snapshot)
     # Only the seed app's image may reach the hub.
     assert "ENV HF_HUB_OFFLINE=0" not in commands
@@ -241,7 +241,7 @@ def public_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mod
         create_workspace(api, root)
         (outcome,) = drive(api, "deploy", "commit-9", root=root)
         assert outcome["result"] == "ok", outcome
-        yield api, load_catalog(FleetSettings(root=root)).get("open-demo")
+        yield api, load_catalog(FleetSettings(root=root)).require("open-demo")
 
 
 def test_a_public_model_has_no_proxy_auth_and_no_snapshot(public_fleet: tuple[ModalApiRecorder, CatalogModel]) -> None:

@@ -142,8 +142,8 @@ def test_deployed_state_round_trips_through_the_dict_and_feeds_plan(api: ModalAp
     catalog = load_catalog(FleetSettings(root=REPO))
     record = state["models"]["smollm2-135m"]
     assert (record["app"], record["tag"], record["version"]) == ("fleet-smollm2-135m", "commit-7", "v1")
-    assert record["spec_hash"] == catalog.get("smollm2-135m").spec_hash()
-    assert record["spec"] == catalog.get("smollm2-135m").spec.model_dump(mode="json")
+    assert record["spec_hash"] == catalog.require("smollm2-135m").spec_hash()
+    assert record["spec"] == catalog.require("smollm2-135m").spec.model_dump(mode="json")
 
     export = tmp_path / "state.json"
     done = fleet_cli(api, "state", "export", str(export))

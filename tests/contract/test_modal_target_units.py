@@ -29,7 +29,7 @@ from tests.support.modal_api_target import REPO
 def bundle() -> ModelBundle:
     settings = FleetSettings(root=REPO)
     catalog = load_catalog(settings)
-    return make_bundle(catalog.get("llama33-70b-instruct"), catalog, settings)
+    return make_bundle(catalog.require("llama33-70b-instruct"), catalog, settings)
 
 
 def test_a_container_whose_snapshot_hook_never_ran_booted_cold() -> None:
@@ -137,9 +137,9 @@ def test_the_serving_class_reserves_the_models_cpu_and_memory(model: str, tmp_pa
     # fn.info() of the class's service function, read offline from the very module Modal deploys.
     settings = FleetSettings(root=REPO)
     catalog = load_catalog(settings)
-    spec = catalog.get(model).spec
+    spec = catalog.require(model).spec
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "MODAL_"))}
-    env[BUNDLE_ENV] = make_bundle(catalog.get(model), catalog, settings).to_env()
+    env[BUNDLE_ENV] = make_bundle(catalog.require(model), catalog, settings).to_env()
     code = (
         "import json, modelfleet.targets.modal.entry as e; "
         "i = e.Server._get_class_service_function().info(); print(json.dumps([i.cpu, i.memory_mib]))"

@@ -143,7 +143,7 @@ def test_the_serving_app_as_a_modal_server_gives_the_rehearsal_its_hooks_and_por
     """The demo with a warm container deploys as an @app.server: the rehearsal finds it by Modal's metadata."""
     settings = FleetSettings(root=REPO)
     catalog = load_catalog(settings)
-    bundle = make_bundle(catalog.get("smollm2-135m"), catalog, settings)
+    bundle = make_bundle(catalog.require("smollm2-135m"), catalog, settings)
     spec = bundle.spec.model_copy(update={"scaling": bundle.spec.scaling.model_copy(update={"min_containers": 1})})
     assert serving_primitive(spec) == "server"
     env = {**os.environ, BUNDLE_ENV: bundle.model_copy(update={"spec": spec}).to_env(), "MODAL_IS_REMOTE": "1"}

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> Any:
     verb, args = argv[0], argv[1:]
 
     def models(names: list[str]) -> list[Any]:
-        return [catalog.get(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
+        return [catalog.require(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
 
     if verb == "deploy":
         return [asdict(o) for o in target.deploy(models(args[1:]), tag=args[0], on_event=_event)]
@@ -51,13 +51,13 @@ def main(argv: list[str]) -> Any:
     if verb == "orphans":
         return target.orphans(catalog)
     if verb == "rollback":
-        return asdict(target.rollback(catalog.get(args[0]), args[1] if len(args) > 1 else None))
+        return asdict(target.rollback(catalog.require(args[0]), args[1] if len(args) > 1 else None))
     if verb == "history":
-        return target.history(catalog.get(args[0]))
+        return target.history(catalog.require(args[0]))
     if verb == "stop-containers":
-        return target.stop_containers(catalog.get(args[0]))
+        return target.stop_containers(catalog.require(args[0]))
     if verb == "endpoint":
-        return target.endpoint(catalog.get(args[0]))
+        return target.endpoint(catalog.require(args[0]))
     if verb == "status":
         return [asdict(s) for s in target.status(models(args))]
     if verb == "teardown":

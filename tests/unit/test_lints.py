@@ -174,5 +174,5 @@ def test_a_multi_gpu_model_with_a_memory_only_snapshot_validates(write_model: Wr
 
 def test_a_single_gpu_model_keeps_the_gpu_snapshot(write_model: WriteModel) -> None:
     write_model("tiny", MINIMAL_MODEL)
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert spec.snapshot.gpu_snapshot is True

@@ -27,7 +27,7 @@ def test_a_gpu_snapshot_model_reserves_its_sleeping_weights_plus_headroom(write_
     # 8 B bf16 = 16e9 bytes = 14.9 GiB copied to pinned host memory at sleep level 1,
     # + 8 GiB + 4 GiB for one GPU = 26.9 -> 27 GiB; 2 cores + 2 per GPU.
     write_model("tiny", MINIMAL_MODEL)
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert spec.sleeps_before_gpu_snapshot()
     assert spec.serving_memory_mib() == 27 * 1024
     assert spec.serving_cpu() == 4.0
@@ -39,7 +39,7 @@ def test_without_a_gpu_snapshot_the_weights_stay_on_the_gpu_and_only_the_headroo
     write_model: WriteModel,
 ) -> None:
     write_model("tiny", MINIMAL_MODEL + "\n[snapshot]\ngpu_snapshot = false\n")
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert spec.host_weights_gib() == 0.0
     assert spec.serving_memory_mib() == 12 * 1024
 
@@ -49,21 +49,21 @@ def test_more_gpus_get_more_cores_and_headroom(write_model: WriteModel) -> None:
         "max_num_seqs = 64", "max_num_seqs = 64\ntensor_parallel_size = 4"
     )
     write_model("tiny", four + "\n[snapshot]\ngpu_snapshot = false\n")
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert spec.serving_cpu() == 10.0  # 2 + 2 x 4
     assert spec.serving_memory_mib() == 24 * 1024  # 8 + 4 x 4 GiB
 
 
 def test_declared_resources_override_the_derived_ones(write_model: WriteModel) -> None:
     write_model("tiny", MINIMAL_MODEL + "\n[resources]\ncpu = 6.5\nmemory_gib = 40.5\n")
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert spec.serving_cpu() == 6.5
     assert spec.serving_memory_mib() == 41472  # 40.5 x 1024, an int as Modal's memory= expects
 
 
 def test_one_override_leaves_the_other_derived(write_model: WriteModel) -> None:
     write_model("tiny", MINIMAL_MODEL + "\n[resources]\ncpu = 8\n")
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert (spec.serving_cpu(), spec.serving_memory_mib()) == (8.0, 27 * 1024)
 
 

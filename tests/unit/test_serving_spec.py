@@ -26,7 +26,7 @@ def _messages(catalog: Catalog, level: str) -> list[str]:
 
 def test_the_grace_period_defaults_to_the_request_timeout(write_model: WriteModel) -> None:
     write_model("tiny", MINIMAL_MODEL)
-    scaling = _load().get("tiny").spec.scaling
+    scaling = _load().require("tiny").spec.scaling
     assert scaling.exit_grace_period is None
     assert scaling.grace_seconds() == scaling.timeout == 600
 
@@ -87,7 +87,7 @@ def test_the_primitive_follows_the_spec(write_model: WriteModel, scaling: str, p
     elif privacy:
         text = _with("privacy", privacy)
     write_model("tiny", text)
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert serving_primitive(spec) == primitive
     reason = primitive_reason(spec)
     assert reason.startswith("Modal Server" if primitive == "server" else "classic web endpoint")

@@ -47,7 +47,7 @@ def test_a_model_overrides_only_what_differs(write_model: WriteModel) -> None:
         "tiny",
         _with("scaling", "scaledown_window = 60").replace("[vllm]", '[image]\nvllm_version = "0.24.1"\n\n[vllm]'),
     )
-    spec = _load().get("tiny").spec
+    spec = _load().require("tiny").spec
     assert spec.scaling.scaledown_window == 60
     assert spec.scaling.timeout == 600  # still the fleet default
     assert spec.image.vllm_version == "0.24.1"

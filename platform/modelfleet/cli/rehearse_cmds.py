@@ -46,7 +46,7 @@ def rehearse(
     """Rehearse the model's Modal container here: enter hooks, snapshot point, serving, smoke, exit hooks."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        model = catalog.get(name)
+        model = catalog.require(name)
         bundle = make_bundle(model, catalog, settings)
         plan = plan_rehearsal(
             bundle,

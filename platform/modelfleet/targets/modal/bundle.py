@@ -124,12 +124,12 @@ def load_bundle() -> ModelBundle:
             f"set {MODEL_ENV}=<model folder> (or use `fleet deploy NAME`) to build a model's Modal app; "
             f"neither {MODEL_ENV} nor {BUNDLE_ENV} is set"
         )
-    from modelfleet.catalog import load_catalog
+    from modelfleet.catalog import UnknownModelError, load_catalog
 
     settings = FleetSettings()
     catalog = load_catalog(settings)
     try:
-        model = catalog.get(name)
-    except KeyError as error:
-        raise BundleError(str(error.args[0])) from None
+        model = catalog.require(name)
+    except UnknownModelError as error:
+        raise BundleError(str(error)) from None
     return make_bundle(model, catalog, settings)
