@@ -19,25 +19,15 @@ from modal_proto import api_pb2
 from modelfleet.catalog import load_catalog
 from modelfleet.settings import FleetSettings
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, create_workspace, drive, run_driver
+from tests.support.modal_api_target import REPO, app_definitions, create_workspace, drive, ranked_functions, run_driver
 
 MODEL = "smollm2-135m"
 WEIGHTS = "modelfleet-weights"
 CACHE = "modelfleet-vllm-cache"
 
 
-def _functions_of(api: ModalApiRecorder, app_id: str) -> dict[str, Any]:
-    return {
-        api.function_definition(req).function_name: api.function_definition(req)
-        for req in api.function_creates()
-        if req.app_id == app_id
-    }
-
-
-def _ranked(definition: Any) -> list[Any]:
-    if isinstance(definition, api_pb2.FunctionData):
-        return [r.function for r in definition.ranked_functions]
-    return [definition]
+_functions_of = app_definitions
+_ranked = ranked_functions
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from modelfleet.targets.modal.ports import EDGE_PORT
 from modelfleet.targets.modal.primitive import serving_primitive
 from tests.contract.test_modal_front import mint_token
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, create_workspace, drive
+from tests.support.modal_api_target import REPO, app_definitions, create_workspace, drive, ranked_functions
 from tests.support.modal_web_front import FrontSettings, ModalWebFront
 from tests.unit.test_smoke_endpoint import Behaviour, FakeEndpoint
 
@@ -75,16 +75,10 @@ def warm_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
 
 
 def _definitions(api: ModalApiRecorder, app_name: str) -> dict[str, Any]:
-    app_id = api.apps()[app_name].app_id
-    return {
-        api.function_definition(req).function_name: api.function_definition(req)
-        for req in api.function_creates()
-        if req.app_id == app_id
-    }
+    return app_definitions(api, api.apps()[app_name].app_id)
 
 
-def _ranked(definition: api_pb2.FunctionData) -> list[api_pb2.Function]:
-    return [r.function for r in sorted(definition.ranked_functions, key=lambda r: r.rank)]
+_ranked = ranked_functions
 
 
 def test_the_example_models_scale_to_zero_so_the_classic_endpoint_serves_them() -> None:

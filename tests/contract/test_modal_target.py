@@ -23,7 +23,7 @@ from modelfleet.catalog import Catalog, CatalogModel, load_catalog
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.modal.image import RUNTIME_PACKAGES
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, create_workspace, drive, fleet_env
+from tests.support.modal_api_target import REPO, app_definitions, create_workspace, drive, fleet_env, ranked_functions
 
 EXAMPLE_MODELS = ["llama31-8b-instruct", "llama33-70b-instruct", "qwen25-vl-7b-instruct", "smollm2-135m"]
 
@@ -51,19 +51,10 @@ def _app_id(api: ModalApiRecorder, app_name: str) -> str:
 
 def _definitions(api: ModalApiRecorder, app_name: str) -> dict[str, Any]:
     """Function name -> definition (FunctionData or Function) of one app's FunctionCreate requests."""
-    app_id = _app_id(api, app_name)
-    return {
-        api.function_definition(req).function_name: api.function_definition(req)
-        for req in api.function_creates()
-        if req.app_id == app_id
-    }
+    return app_definitions(api, _app_id(api, app_name))
 
 
-def _ranked(definition: Any) -> list[Any]:
-    """The per-GPU Function entries (one when there is no fallback)."""
-    if isinstance(definition, api_pb2.FunctionData):
-        return [r.function for r in sorted(definition.ranked_functions, key=lambda r: r.rank)]
-    return [definition]
+_ranked = ranked_functions
 
 
 def _secret_names(api: ModalApiRecorder, ids: Any) -> set[str]:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modal_proto import api_pb2
+
 from modelfleet.catalog import load_catalog
 from modelfleet.settings import FleetSettings
 
@@ -82,3 +84,19 @@ def create_workspace(api: ModalApiRecorder, root: Path = REPO, *, skip_secrets: 
     for name, values in secrets.items():
         if name not in skip_secrets:
             api.create_secret(name, values)
+
+
+def app_definitions(api: ModalApiRecorder, app_id: str) -> dict[str, Any]:
+    """Function name -> definition (FunctionData or Function) of one app's FunctionCreate requests."""
+    return {
+        api.function_definition(req).function_name: api.function_definition(req)
+        for req in api.function_creates()
+        if req.app_id == app_id
+    }
+
+
+def ranked_functions(definition: Any) -> list[Any]:
+    """The per-GPU Function entries of a definition, by rank (one when there is no fallback)."""
+    if isinstance(definition, api_pb2.FunctionData):
+        return [r.function for r in sorted(definition.ranked_functions, key=lambda r: r.rank)]
+    return [definition]
