@@ -26,7 +26,7 @@ import pytest
 from modelfleet.postdeploy.probe import ProbeError, probe_boot, read_boot
 from modelfleet.postdeploy.smoke import run_smoke
 from modelfleet.postdeploy.snapshot import build_snapshot
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials
 from tests.support.modal_api import ModalApiRecorder
 from tests.support.modal_api_target import REPO, TIMEOUT_S, create_workspace, drive, fleet_env, run_fleet
 from tests.support.modal_web_front import FrontSettings, ModalWebFront

@@ -11,8 +11,7 @@ from starlette.datastructures import Headers
 
 from modelfleet.postdeploy.probe import probe_boot
 from modelfleet.postdeploy.smoke import run_smoke
-from modelfleet.runtime.tokens import parse_credentials
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials, parse_credentials
 from tests.unit.test_smoke_endpoint import KEY, SECRET, SERVED, FakeEndpoint
 
 CREDENTIALS = Credentials(KEY, SECRET)

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from modelfleet.postdeploy.smoke import Check, run_smoke
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials
 
 KEY, SECRET = "wk-test", "ws-test-secret"
 SERVED = "tiny"

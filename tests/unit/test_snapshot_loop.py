@@ -13,7 +13,7 @@ import pytest
 from modelfleet.errors import FleetError
 from modelfleet.postdeploy.probe import probe_boot
 from modelfleet.postdeploy.snapshot import SnapshotReport, build_snapshot
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials
 from tests.unit.test_smoke_endpoint import KEY, SECRET, SERVED, Behaviour, FakeEndpoint
 
 

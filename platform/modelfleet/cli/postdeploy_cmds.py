@@ -27,8 +27,9 @@ from modelfleet.postdeploy.probe import probe_boot, read_boot
 from modelfleet.postdeploy.report import record_rollback, render_json, render_markdown, report_book
 from modelfleet.postdeploy.smoke import SmokeReport, run_smoke
 from modelfleet.postdeploy.snapshot import DEFAULT_MAX_TRIES, SnapshotReport, build_snapshot
+from modelfleet.runtime.tokens import Credentials
 from modelfleet.targets import get_target
-from modelfleet.targets.base import Credentials, DeployOutcome, Target
+from modelfleet.targets.base import DeployOutcome, Target
 
 TOKEN_ID_ENV = "FLEET_PROXY_TOKEN_ID"
 TOKEN_SECRET_ENV = "FLEET_PROXY_TOKEN_SECRET"

@@ -22,7 +22,7 @@ import typer
 
 from modelfleet.cli.common import console, err_console, load_settings_and_catalog, user_errors
 from modelfleet.postdeploy.smoke import SmokeReport, run_smoke
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials
 from modelfleet.targets.modal.bundle import make_bundle
 from modelfleet.targets.modal.rehearsal import RehearsalError, RehearsedContainer, plan_rehearsal
 from modelfleet.volumes.layout import local_volume_root

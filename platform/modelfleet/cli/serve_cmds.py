@@ -21,10 +21,9 @@ from rich.table import Table
 from modelfleet.catalog import CatalogModel
 from modelfleet.cli.common import UserError, console, load_settings_and_catalog, print_problems, user_errors
 from modelfleet.cli.deploy_cmds import print_outcomes, run_deploy
-from modelfleet.runtime.tokens import TokenStore
+from modelfleet.runtime.tokens import Credentials, TokenStore
 from modelfleet.settings import FleetSettings
 from modelfleet.targets import get_target
-from modelfleet.targets.base import Credentials
 
 token_app = typer.Typer(help="Create, list and revoke the tokens local edges accept (hashes only are stored).")
 DEMO_QUESTION = "What is the capital of France?"

@@ -22,7 +22,7 @@ import httpx2
 
 from modelfleet.errors import FleetError
 from modelfleet.postdeploy.waiting import Deadline, deadline_client
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials
 
 PROBE_PROMPT = "Say hello."
 RETRY_STATUSES = frozenset({502, 503, 504})

@@ -25,7 +25,7 @@ import httpx2
 import openai
 
 from modelfleet.postdeploy.waiting import Deadline, WaitExpired, deadline_client
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials
 
 SMOKE_PROMPT = "What is the capital of France? Answer in one word."
 # Routes vLLM serves in dev mode (needed for sleep/wake) that must never be reachable.

@@ -42,6 +42,36 @@ class TokenInfo:
     created: str
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """A proxy-auth token (id ``wk-...``, secret ``ws-...``), sent one way only: ``Authorization: Bearer``.
+
+    The client half of the tokens contract (``parse_credentials`` is the server half), kept here
+    so the HTTP-only post-deploy checks need nothing from the targets.
+
+    Modal takes either the ``Modal-Key`` + ``Modal-Secret`` pair or the single header
+    ``Authorization: Bearer wk-....ws-...`` (``modal workspace proxy-tokens create --json``
+    prints both; modal/cli/workspace.py). Sending both, or the pair next to an unrelated
+    Bearer value, leaves which one counts to the proxy. The Bearer form is the one the
+    openai SDK sends by itself from ``api_key``, so every client here uses it.
+    """
+
+    key: str
+    secret: str
+
+    @property
+    def api_key(self) -> str:
+        """``wk-....ws-...``: what ``openai.OpenAI(api_key=...)`` needs to send the Bearer form."""
+        return f"{self.key}.{self.secret}"
+
+    def headers(self) -> dict[str, str]:
+        """The one proxy-auth header; the local edge accepts exactly what Modal does."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def __repr__(self) -> str:
+        return f"Credentials(key={self.key!r}, secret='***')"
+
+
 def parse_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
     """(key, secret) from ``Modal-Key`` + ``Modal-Secret`` or ``Authorization: Bearer <key>.<secret>``.
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from modelfleet.catalog import CatalogModel
+from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.state import FleetState
 
@@ -25,33 +26,6 @@ OnEvent = Callable[[str, str, str], None]
 
 def ignore_event(model: str, stage: str, detail: str) -> None:
     """The default progress sink: nothing is shown."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A proxy-auth token (id ``wk-...``, secret ``ws-...``), sent one way only: ``Authorization: Bearer``.
-
-    Modal takes either the ``Modal-Key`` + ``Modal-Secret`` pair or the single header
-    ``Authorization: Bearer wk-....ws-...`` (``modal workspace proxy-tokens create --json``
-    prints both; modal/cli/workspace.py). Sending both, or the pair next to an unrelated
-    Bearer value, leaves which one counts to the proxy. The Bearer form is the one the
-    openai SDK sends by itself from ``api_key``, so every client here uses it.
-    """
-
-    key: str
-    secret: str
-
-    @property
-    def api_key(self) -> str:
-        """``wk-....ws-...``: what ``openai.OpenAI(api_key=...)`` needs to send the Bearer form."""
-        return f"{self.key}.{self.secret}"
-
-    def headers(self) -> dict[str, str]:
-        """The one proxy-auth header; the local edge accepts exactly what Modal does."""
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-    def __repr__(self) -> str:
-        return f"Credentials(key={self.key!r}, secret='***')"
 
 
 @dataclass(frozen=True)

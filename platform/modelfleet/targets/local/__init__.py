@@ -20,9 +20,10 @@ import httpx
 from modelfleet.catalog import CatalogModel
 from modelfleet.errors import FleetError
 from modelfleet.runtime.ports import first_free_port
+from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord, FleetState, load_state_file, save_state_file
-from modelfleet.targets.base import Credentials, DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
+from modelfleet.targets.base import DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
 from modelfleet.targets.local.processes import is_alive, stop_group, tree_rss_bytes
 from modelfleet.targets.local.runs import LocalRun, RunBook
 

@@ -32,10 +32,11 @@ from typing import Any
 
 from modelfleet.catalog import Catalog, CatalogModel, load_catalog
 from modelfleet.errors import FleetError
+from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.weights import LocalWeights
 from modelfleet.state import DeployRecord, FleetState
-from modelfleet.targets.base import Credentials, DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
+from modelfleet.targets.base import DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
 from modelfleet.targets.modal.app import SEED_FUNCTION, SEED_MARKER, SEED_MODULE
 from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle, make_bundle
 from modelfleet.targets.modal.client import ModalCommandError, checked_json, require_credentials, run_modal

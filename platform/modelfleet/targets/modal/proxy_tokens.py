@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelfleet.errors import FleetError
-from modelfleet.targets.base import Credentials
+from modelfleet.runtime.tokens import Credentials
 
 TOKEN_NAME_PREFIX = "fleet-temporary"
 # Older than the longest job (6 h, GitHub Actions' default job timeout) plus a margin: no live job owns it.
