@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 FLEET_FILE = "fleet.toml"
 # The local target's token store, in the state folder (FleetSettings.tokens_path).
@@ -40,6 +46,15 @@ def find_fleet_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(
         f"no {FLEET_FILE} found in {here} or any parent; run fleet inside the repo or set FLEET_ROOT"
     )
+
+
+def _given_root(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    """The ``root=`` passed to ``FleetSettings(...)``, if any."""
+    # pydantic-settings hands the constructor's keyword arguments to the init source
+    # (pydantic_settings/sources/base.py, InitSettingsSource.init_kwargs).
+    if isinstance(init_settings, InitSettingsSource) and init_settings.init_kwargs.get("root") is not None:
+        return Path(init_settings.init_kwargs["root"])
+    return None
 
 
 class FleetSettings(BaseSettings):
@@ -73,9 +88,15 @@ class FleetSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Precedence: explicit arguments, then ``FLEET_*`` env, then ``fleet.toml``."""
+        """Precedence: explicit arguments, then ``FLEET_*`` env, then the root's ``fleet.toml``.
+
+        The file read is the one under the root these settings describe: ``root=`` when given
+        (so two fleets can be loaded side by side), else ``FLEET_ROOT`` or the folder found
+        from the current directory.
+        """
+        root = _given_root(init_settings)
         try:
-            toml_path = find_fleet_root() / FLEET_FILE
+            toml_path = (root if root is not None else find_fleet_root()) / FLEET_FILE
         except FileNotFoundError:
             return (init_settings, env_settings)
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
