@@ -3,7 +3,7 @@
 Runs on the GPU device machine (``bench/gpu/device.sh`` gets vLLM there). Every step is
 the runtime's: ``vllm_command``/``vllm_env`` build the argv and environment from a
 ``ModelSpec``, ``Engine`` starts, waits, warms up, sleeps and wakes vLLM exactly as the
-Modal snapshot hooks do, and ``build_edge`` in modal-proxy mode fronts it. Phases:
+Modal snapshot hooks do, and ``edge_server`` in modal-proxy mode fronts it. Phases:
 
 1. cold boot, empty VLLM_CACHE_ROOT: seconds to /health 200; stop;
 2. boot again with the cache warm; keep it;
@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu import probes
-from bench.gpu.edge_thread import EdgeThread, Readiness, edge_config
+from bench.gpu.edge_thread import EdgeThread, edge_config
 from bench.gpu.throughput import Load, ratio, run_bench
 from modelfleet.runtime import engine as engine_module
 from modelfleet.runtime.command import vllm_command, vllm_env
+from modelfleet.runtime.edge import EdgeGate
 from modelfleet.runtime.engine import Engine
 from modelfleet.spec.model import ModelSpec
 
@@ -96,7 +97,7 @@ class Run:
         self.throughput: dict[str, Any] = {}
         self.engine: Engine | None = None
         self.edge: EdgeThread | None = None
-        self.readiness = Readiness()
+        self.gate = EdgeGate()
 
     def say(self, *parts: object) -> None:
         """A progress line with seconds since the run started."""
@@ -193,10 +194,8 @@ class Run:
         self.lifecycle["snapshot"] = record
         record["warm_up_s"] = round(_warm_up(engine, self.spec.snapshot.warmup_requests), 3)
         record["ttft_warm_direct"] = [probes.timed_chat(engine.url, SERVED_NAME, p) for p in PROMPTS]
-        config, api = edge_config(engine.url, self.readiness, {"model": SERVED_NAME, "boot": "bench"})
-        self.edge = EdgeThread(config, EDGE_PORT)
+        self.edge = EdgeThread(edge_config(engine.url, self.gate, {"model": SERVED_NAME, "boot": "bench"}), EDGE_PORT)
         record["edge_start_s"] = round(self.edge.start(), 3)
-        record["edge_readiness_api"] = api
         record["ttft_warm_edge"] = [probes.timed_chat(self.edge.url, SERVED_NAME, p) for p in PROMPTS]
         record["edge_routes"] = {
             f"{method} {path}": probes.status_of(self.edge.url + path, method) for method, path in EDGE_PRIVATE_PROBES
@@ -210,14 +209,14 @@ class Run:
         for index, via_edge in enumerate((False, True), start=1):
             cycle: dict[str, Any] = {"first_request_via": "edge" if via_edge else "direct"}
             cycles.append(cycle)
-            self.readiness.mark("asleep")
+            self.gate.mark("asleep")
             cycle["sleep_s"] = round(engine.sleep(self.spec.snapshot.sleep_level), 3)
             cycle["is_sleeping"] = engine.is_sleeping()
             cycle["gpu_asleep"] = probes.gpu_memory()
             cycle["edge_while_asleep"] = probes.timed_chat(self.edge.url, SERVED_NAME, PROMPTS[0])
             self.say(f"cycle {index}: slept in {cycle['sleep_s']} s, GPU {cycle['gpu_asleep'].get('used_gb')} GB")
             cycle["wake_s"] = round(engine.wake(), 3)
-            self.readiness.mark("ready")
+            self.gate.mark("ready")
             cycle["is_sleeping_after_wake"] = engine.is_sleeping()
             first_url = self.edge.url if via_edge else engine.url
             cycle["first_request"] = probes.timed_chat(first_url, SERVED_NAME, PROMPTS[1])
@@ -255,7 +254,7 @@ class Run:
             {
                 "load": self.load.__dict__,
                 "vllm_command": engine.command,
-                "edge": "runtime.edge.build_edge, modal-proxy mode, uvicorn in a thread of the runner",
+                "edge": "runtime.edge.edge_server, modal-proxy mode, in a thread of the runner",
                 "environment": self.lifecycle.get("environment"),
                 "direct": [],
                 "edge_runs": [],

@@ -32,7 +32,7 @@ from modelfleet.spec.model import ModelSpec
 log = logging.getLogger("modelfleet.edge")
 
 AuthMode = Literal["modal-proxy", "tokens", "public"]
-EngineState = Literal["ready", "starting", "waking", "asleep", "stopping"]
+EngineState = Literal["ready", "starting", "waking", "asleep", "stopping", "failed"]
 PUBLIC_POST_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 PUBLIC_GET_ROUTES = ("/v1/models",)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -59,20 +59,23 @@ UNAUTHORIZED = {
         "code": 401,
     }
 }
-_WAITING_MESSAGES: dict[str, str] = {
+_WAITING_MESSAGES: dict[EngineState, str] = {
     "starting": "the model is starting; retry shortly",
     "waking": "the model is waking up; retry shortly",
     "asleep": "the model is asleep; retry shortly",
     "stopping": "the model is stopping",
+    "failed": "the model is not running: its engine failed and is not restarted",
 }
 
 
 class EdgeGate:
-    """What the owner tells the edge about the engine: hooks mark it waking or asleep.
+    """The one way an owner tells the edge about its engine: ``mark`` the state as it changes.
 
-    The Modal snapshot hooks and the local supervisor call ``mark``; while the state is
-    not "ready" the edge answers 503 with Retry-After instead of sending requests to a
-    vLLM that would hang or fail on them.
+    The local supervisor marks it starting, ready, failed or stopping as it keeps vLLM
+    alive; a benchmark that sleeps and wakes vLLM behind an edge in its own process marks
+    asleep and ready. While the state is not "ready" the edge answers 503 with
+    Retry-After instead of sending requests to a vLLM that would hang or fail on them.
+    The Modal container needs no marks: its edge process starts only once vLLM serves.
     """
 
     def __init__(self, state: EngineState = "ready") -> None:
@@ -81,11 +84,6 @@ class EdgeGate:
     def mark(self, state: EngineState) -> None:
         """Record the engine's state (plain attribute write: safe from any thread)."""
         self.state = state
-
-    @property
-    def ready(self) -> bool:
-        """Whether requests may go to vLLM."""
-        return self.state == "ready"
 
 
 @dataclass
@@ -101,18 +99,15 @@ class EdgeConfig:
     # Extra JSON for /health: the boot kind ("cold"/"restore") and boot seconds, say.
     health_info: Callable[[], dict[str, object]] | None = None
     gate: EdgeGate = field(default_factory=EdgeGate)
-    # For owners that keep their own flag instead of marking the gate: False means "starting".
-    is_ready: Callable[[], bool] | None = None
-
-    def engine_state(self) -> EngineState:
-        """The gate's state, or "starting" while the owner's ``is_ready`` says no."""
-        if self.gate.ready and self.is_ready is not None and not self.is_ready():
-            return "starting"
-        return self.gate.state
 
 
 def auth_mode_for(spec: ModelSpec, *, platform_checks_tokens: bool) -> AuthMode:
-    """The auth mode a model gets: public only when its model.toml opts out explicitly."""
+    """The auth mode a model's edge gets: public only when its model.toml opts out explicitly.
+
+    ``platform_checks_tokens``: Modal's proxy checks Modal-Key/Modal-Secret before a request
+    reaches the container ("modal-proxy"); on the local target the edge checks them itself
+    ("tokens"). Both owners (``targets/modal/serving.py``, ``targets/local/supervisor.py``) ask here.
+    """
     if spec.auth.public:
         return "public"
     return "modal-proxy" if platform_checks_tokens else "tokens"
@@ -131,7 +126,7 @@ def build_edge(config: EdgeConfig) -> Starlette:
 
     async def health(request: Request) -> Response:
         info = config.health_info() if config.health_info else {}
-        state: str = config.engine_state()
+        state: str = config.gate.state
         if state == "ready":
             try:
                 async with upstream.session().get(upstream.url("/health"), timeout=_HEALTH_TIMEOUT) as answer:
@@ -193,42 +188,44 @@ def build_edge(config: EdgeConfig) -> Starlette:
 
 
 def edge_server(config: EdgeConfig, *, host: str, port: int, graceful_shutdown: int | None = None) -> uvicorn.Server:
-    """A uvicorn server for the edge, for owners that run it in their own loop or thread.
+    """The edge's uvicorn server: the one builder every owner serves the edge with.
 
-    ``graceful_shutdown``: seconds in-flight requests (streams) get to finish after SIGTERM
-    before uvicorn cancels them; None waits for them without a limit.
+    The Modal container (``edge_main``, its own process), the local supervisor (its main
+    thread), the benchmarks and the tests all run this, so production serves with the
+    settings the GPU benchmarks measured: uvloop and httptools where installed (the
+    per-chunk work then runs in C, not in asyncio and h11; uvicorn's "auto" picks them too
+    but falls back silently) and no access log (``RequestIdMiddleware`` writes one line per
+    request without query strings; uvicorn's would duplicate it). Serve it with ``run()``,
+    which builds the event loop the config names.
+
+    While it serves in the main thread, uvicorn handles SIGTERM and SIGINT (drain, then
+    stop); when it stops it puts back the handlers it found and raises the signal again
+    for them (uvicorn 0.54 ``Server.capture_signals``), so an owner that must act after
+    the drain installs its handlers first. ``graceful_shutdown``: seconds in-flight
+    requests (streams) get to finish after the signal before uvicorn cancels them; None
+    waits for them without a limit.
     """
     uvicorn_config = uvicorn.Config(
         build_edge(config),
         host=host,
         port=port,
-        # Our middleware writes one line per request without query strings; uvicorn's would duplicate it.
         access_log=False,
         log_level="warning",
         timeout_keep_alive=75,
         timeout_graceful_shutdown=graceful_shutdown,
-        **fast_uvicorn_options(),
+        **_fast_options(),
     )
     return uvicorn.Server(uvicorn_config)
 
 
-def fast_uvicorn_options() -> dict[str, Any]:
-    """uvloop and httptools where installed: the edge's per-chunk work then runs in C, not in asyncio and h11.
-
-    uvicorn's "auto" picks them too, but silently falls back; naming them makes the choice visible
-    and lets owners that build their own ``uvicorn.Config`` (Modal, the local supervisor) pass the same.
-    """
+def _fast_options() -> dict[str, Any]:
+    """uvloop and httptools where installed, named so the choice is visible."""
     options: dict[str, Any] = {}
     if importlib.util.find_spec("uvloop") is not None:
         options["loop"] = "uvloop"
     if importlib.util.find_spec("httptools") is not None:
         options["http"] = "httptools"
     return options
-
-
-def serve_edge(config: EdgeConfig, *, host: str, port: int, graceful_shutdown: int | None = None) -> None:
-    """Serve the edge on host:port until the process is told to stop (blocks); SIGTERM drains first."""
-    edge_server(config, host=host, port=port, graceful_shutdown=graceful_shutdown).run()
 
 
 _HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
@@ -292,11 +289,10 @@ async def _authorize(config: EdgeConfig, request: Request) -> Response | None:
 
 
 def _require_ready(config: EdgeConfig) -> Response | None:
-    state = config.engine_state()
+    state = config.gate.state
     if state == "ready":
         return None
-    message = _WAITING_MESSAGES.get(state, "the model is unavailable")
-    return error_response(503, message, "unavailable", config.retry_after_seconds)
+    return error_response(503, _WAITING_MESSAGES[state], "unavailable", config.retry_after_seconds)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -2,9 +2,8 @@
 
 For owners that keep the edge out of their own process (the Modal container, whose hook
 process is Modal's runtime; benchmarks), so the edge's event loop never shares a GIL with
-other work. uvloop and httptools where installed, no access log (``edge.edge_server``):
-the settings the GPU benchmarks measured. SIGTERM drains: requests in flight get
-``--graceful-shutdown`` seconds to finish before uvicorn cancels them.
+other work. It serves ``edge.edge_server``, the builder every owner uses. SIGTERM drains:
+requests in flight get ``--graceful-shutdown`` seconds to finish before uvicorn cancels them.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import get_args
 
-from modelfleet.runtime.edge import AuthMode, EdgeConfig, serve_edge
+from modelfleet.runtime.edge import AuthMode, EdgeConfig, edge_server
 from modelfleet.runtime.tokens import TokenStore
 
 
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         upstream_timeout=args.timeout,
         health_info=(lambda: extra) if extra else None,
     )
-    serve_edge(config, host=args.host, port=args.port, graceful_shutdown=args.graceful_shutdown)
+    edge_server(config, host=args.host, port=args.port, graceful_shutdown=args.graceful_shutdown).run()
 
 
 if __name__ == "__main__":

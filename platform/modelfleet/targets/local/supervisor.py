@@ -2,28 +2,27 @@
 
 Run as ``python -m modelfleet.targets.local.supervisor MODEL --port N`` (detached by
 ``fleet up``). It starts the engine through the runtime -- the same code the Modal
-container runs -- serves the edge in token mode, restarts a crashed engine with
-exponential backoff up to ``local_max_restarts``, and records everything in the
-model's run file. While the engine is down the edge answers 503 by itself.
-SIGTERM stops the engine, then the edge, then removes nothing: ``fleet down`` forgets
-the run once the process is gone.
+container runs -- serves the edge (``edge.edge_server``, as the container does) in token
+mode, restarts a crashed engine with exponential backoff up to ``local_max_restarts``,
+and records everything in the model's run file. The edge's gate follows the engine
+(starting, ready, failed), so while the engine is down the edge answers 503 by itself.
+SIGTERM drains the edge, then stops the engine, then removes nothing: ``fleet down``
+forgets the run once the process is gone.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
 import uvicorn
 
 from modelfleet.catalog import CatalogModel, load_catalog
-from modelfleet.runtime.command import vllm_command, vllm_env
-from modelfleet.runtime.edge import EdgeConfig, build_edge
+from modelfleet.runtime.edge import EdgeConfig, EdgeGate, auth_mode_for, edge_server
 from modelfleet.runtime.engine import Engine
 from modelfleet.runtime.ports import free_port
 from modelfleet.runtime.tokens import TokenStore
@@ -46,24 +45,24 @@ class Supervisor:
         self.run = self.book.read(model.name) or LocalRun(
             model=model.name, spec_hash=model.spec_hash(), supervisor_pid=0, edge_port=edge_port
         )
-        self.run.supervisor_pid = _own_pid()
+        self.run.supervisor_pid = os.getpid()
         self.run.edge_port = edge_port
         self.run.engine_port = free_port()
         self.engine = self._new_engine()
         self.boot_seconds = 0.0
+        # What the edge knows of the engine; only the watcher thread marks it.
+        self.gate = EdgeGate("starting")
 
     def _new_engine(self) -> Engine:
         spec = self.model.spec
-        model_path = checkpoint_dir(self.model, local_volume_root(self.settings))
-        command = vllm_command(
+        return Engine.from_spec(
             spec,
-            model_path=model_path,
+            model_path=checkpoint_dir(self.model, local_volume_root(self.settings)),
             served_name=self.model.served_name,
-            port=self.run.engine_port,
             platform="cpu" if spec.local.device == "cpu" else "gpu",
+            log_path=self.book.log_path(self.model.name),
+            port=self.run.engine_port,
         )
-        env = vllm_env(spec, platform="cpu" if spec.local.device == "cpu" else "gpu")
-        return Engine(command, env=env, port=self.run.engine_port, log_path=self.book.log_path(self.model.name))
 
     def health_info(self) -> dict[str, object]:
         """What the edge's /health adds: boot kind (always cold here: no snapshots on CPU), boot time, restarts."""
@@ -80,6 +79,7 @@ class Supervisor:
         backoff = FIRST_BACKOFF_SECONDS
         while not self.stopping.is_set():
             started = time.monotonic()
+            self.gate.mark("starting")
             try:
                 self.engine.start()
                 self.run.engine_pid = self.engine.pid or 0
@@ -94,6 +94,7 @@ class Supervisor:
                 self.boot_seconds = time.monotonic() - started
                 self.run.ready_at = time.time()
                 self.run.last_error = ""
+                self.gate.mark("ready")
                 self._save("ready")
                 backoff = FIRST_BACKOFF_SECONDS
                 while not self.stopping.is_set() and self.engine.returncode is None:
@@ -104,7 +105,9 @@ class Supervisor:
                 # Whatever is left of its process group (engine core, workers -- or the
                 # whole server, if only its guardian died) must go before a new one binds the port.
                 self.engine.stop(grace=5.0)
+            self.gate.mark("starting")
             if self.run.restarts >= self.settings.local_max_restarts:
+                self.gate.mark("failed")
                 self._save("failed")
                 return
             self.run.restarts += 1
@@ -113,30 +116,37 @@ class Supervisor:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             self.engine = self._new_engine()
 
-    def serve(self) -> None:
-        """Run the edge in this thread and the engine watcher beside it, until SIGTERM."""
-        store = TokenStore(self.settings.tokens_path)
-        edge = build_edge(
-            EdgeConfig(
-                upstream_url=f"http://127.0.0.1:{self.run.engine_port}",
-                auth_mode="public" if self.model.spec.auth.public else "tokens",
-                token_store=store,
-                health_info=self.health_info,
-            )
+    def edge_server(self) -> uvicorn.Server:
+        """The edge in front of the engine's port: the runtime's one builder, tokens checked here, the gate ours."""
+        config = EdgeConfig(
+            upstream_url=f"http://127.0.0.1:{self.run.engine_port}",
+            # No platform in front of this edge: it checks Modal-Key/Modal-Secret itself.
+            auth_mode=auth_mode_for(self.model.spec, platform_checks_tokens=False),
+            token_store=TokenStore(self.settings.tokens_path),
+            health_info=self.health_info,
+            gate=self.gate,
         )
-        server = _EdgeServer(uvicorn.Config(edge, host="127.0.0.1", port=self.run.edge_port, log_level="warning"))
+        return edge_server(config, host="127.0.0.1", port=self.run.edge_port)
+
+    def serve(self) -> None:
+        """Serve the edge in this thread and the engine watcher beside it; on SIGTERM the edge drains, then vLLM stops."""
+        server = self.edge_server()
         self._save("starting")
         watcher = threading.Thread(target=self.keep_engine_alive, name="engine-watcher", daemon=True)
-        watcher.start()
 
         def stop(signum: int, frame: object) -> None:
+            # While the edge serves, uvicorn holds SIGTERM/SIGINT and drains first; it then
+            # raises the signal again for this handler (see ``edge_server``). A signal before
+            # it serves lands here directly, and the server then stops as soon as it started.
             self.stopping.set()
             server.should_exit = True
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        asyncio.run(server.serve())
+        watcher.start()
+        server.run()
         self.stopping.set()
+        self.gate.mark("stopping")
         self._save("stopping")
         self.engine.stop()
         watcher.join(timeout=30)
@@ -144,20 +154,6 @@ class Supervisor:
     def _save(self, state: RunState) -> None:
         self.run.state = state
         self.book.write(self.run)
-
-
-class _EdgeServer(uvicorn.Server):
-    """uvicorn, minus its signal handling: SIGTERM must also stop the engine, so it is ours."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _own_pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from modelfleet.runtime.command import Platform, SnapshotKind, snapshot_kind
+from modelfleet.runtime.edge import auth_mode_for
 from modelfleet.runtime.edge_process import EdgeProcess
 from modelfleet.runtime.engine import Engine
 from modelfleet.runtime.preloaded import launcher_entry, release, reset_control, wait_preloaded
@@ -167,7 +168,7 @@ class ServingRuntime:
             upstream_url=self.engine.url,
             port=self.edge_port,
             # Modal's proxy checks Modal-Key/Modal-Secret before a request reaches the container.
-            auth_mode="public" if spec.auth.public else "modal-proxy",
+            auth_mode=auth_mode_for(spec, platform_checks_tokens=True),
             upstream_timeout=float(spec.scaling.timeout),
             grace=spec.scaling.grace_seconds(),
             log_path=self.edge_log_path,
