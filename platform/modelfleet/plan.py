@@ -1,17 +1,18 @@
-"""``fleet plan``: what a deploy would do, per model, before anything changes.
+"""``fleet plan`` and ``fleet cost``: what a deploy would do, and what the fleet costs.
 
 Like ``terraform plan``: create / update (which fields, old -> new) / unchanged /
-orphan, plus what it does to the fleet's idle floor and ceiling cost.
+orphan, plus what it does to the fleet's idle floor and ceiling cost. The figures come
+from one cost model (``spec/cost.py``); the CLI only renders them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from modelfleet.catalog import Catalog
 from modelfleet.settings import FleetSettings
-from modelfleet.spec.lints import hourly_cost
+from modelfleet.spec.cost import HOURS_PER_MONTH, ModelCost, model_cost
 from modelfleet.spec.model import ModelSpec
 from modelfleet.state import FleetState
 
@@ -52,9 +53,30 @@ class Plan:
         """Whether applying the plan would change anything."""
         return any(e.action != "unchanged" for e in self.entries)
 
-    def total(self, attribute: str) -> float:
-        """Sum of one cost attribute over the entries."""
-        return float(sum(getattr(e, attribute) for e in self.entries))
+    @property
+    def counts(self) -> dict[Action, int]:
+        """How many entries take each action (every action present, zero included)."""
+        return {action: sum(1 for e in self.entries if e.action == action) for action in get_args(Action)}
+
+    @property
+    def floor_before(self) -> float:
+        """The fleet's idle floor, $/h, as deployed."""
+        return sum(e.floor_before for e in self.entries)
+
+    @property
+    def floor_after(self) -> float:
+        """The fleet's idle floor, $/h, once the plan is applied."""
+        return sum(e.floor_after for e in self.entries)
+
+    @property
+    def ceiling_before(self) -> float:
+        """The fleet's ceiling, $/h, as deployed."""
+        return sum(e.ceiling_before for e in self.entries)
+
+    @property
+    def ceiling_after(self) -> float:
+        """The fleet's ceiling, $/h, once the plan is applied."""
+        return sum(e.ceiling_after for e in self.entries)
 
 
 def make_plan(catalog: Catalog, state: FleetState, settings: FleetSettings, only: list[str] | None = None) -> Plan:
@@ -66,28 +88,27 @@ def make_plan(catalog: Catalog, state: FleetState, settings: FleetSettings, only
             continue
         app = settings.app_name(name)
         spec = model.spec
-        floor_after = hourly_cost(spec, prices, spec.scaling.min_containers)
-        ceiling_after = hourly_cost(spec, prices, spec.scaling.max_containers)
+        after = model_cost(spec, prices)
         record = state.models.get(name)
         if record is None:
-            entries.append(PlanEntry(name, app, "create", (), 0.0, floor_after, 0.0, ceiling_after))
+            entries.append(PlanEntry(name, app, "create", (), 0.0, after.floor, 0.0, after.ceiling))
             continue
-        floor_before, ceiling_before = _recorded_costs(record.spec, prices)
+        before = _recorded_cost(record.spec, prices)
         if record.spec_hash == model.spec_hash():
             entries.append(
-                PlanEntry(name, app, "unchanged", (), floor_before, floor_after, ceiling_before, ceiling_after)
+                PlanEntry(name, app, "unchanged", (), before.floor, after.floor, before.ceiling, after.ceiling)
             )
             continue
         changes = tuple(diff(record.spec, spec.model_dump(mode="json")))
         entries.append(
-            PlanEntry(name, app, "update", changes, floor_before, floor_after, ceiling_before, ceiling_after)
+            PlanEntry(name, app, "update", changes, before.floor, after.floor, before.ceiling, after.ceiling)
         )
     for name, record in sorted(state.models.items()):
         if name not in catalog.models and not (only and name not in only):
             if any(p.file.parent.name == name for p in catalog.errors):
                 continue  # a broken folder is not an orphan: validate reports it
-            floor_before, ceiling_before = _recorded_costs(record.spec, prices)
-            entries.append(PlanEntry(name, record.app, "orphan", (), floor_before, 0.0, ceiling_before, 0.0))
+            before = _recorded_cost(record.spec, prices)
+            entries.append(PlanEntry(name, record.app, "orphan", (), before.floor, 0.0, before.ceiling, 0.0))
     return Plan(entries)
 
 
@@ -102,11 +123,55 @@ def diff(old: Any, new: Any, prefix: str = "") -> list[FieldChange]:
     return [] if old == new else [FieldChange(prefix, old, new)]
 
 
-def _recorded_costs(spec_data: dict[str, Any], prices: dict[str, float]) -> tuple[float, float]:
+_UNKNOWN_COST = ModelCost(gpu_price=None, floor=0.0, ceiling=0.0)
+
+
+def _recorded_cost(spec_data: dict[str, Any], prices: dict[str, float]) -> ModelCost:
     try:
         spec = ModelSpec.model_validate(spec_data)
     except ValueError:
-        return 0.0, 0.0  # recorded by an older platform version: cost unknown
-    return hourly_cost(spec, prices, spec.scaling.min_containers), hourly_cost(
-        spec, prices, spec.scaling.max_containers
+        return _UNKNOWN_COST  # recorded by an older platform version: cost unknown
+    return model_cost(spec, prices)
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One model's row of ``fleet cost``."""
+
+    model: str
+    gpus: tuple[str, ...]
+    """The GPU options in Modal's notation, primary first (only the primary is priced)."""
+    cost: ModelCost
+
+
+@dataclass(frozen=True)
+class FleetCost:
+    """Every model's idle floor and ceiling, with the fleet's totals."""
+
+    lines: tuple[CostLine, ...]
+
+    @property
+    def floor(self) -> float:
+        """$/h the fleet costs with no traffic at all."""
+        return sum(line.cost.floor for line in self.lines)
+
+    @property
+    def floor_per_month(self) -> float:
+        """The idle floor over a month."""
+        return self.floor * HOURS_PER_MONTH
+
+    @property
+    def ceiling(self) -> float:
+        """$/h with every model at max_containers."""
+        return sum(line.cost.ceiling for line in self.lines)
+
+
+def fleet_cost(catalog: Catalog, settings: FleetSettings) -> FleetCost:
+    """``fleet cost``: every valid model at the fleet's GPU prices, sorted by name."""
+    prices = settings.prices.per_hour
+    return FleetCost(
+        tuple(
+            CostLine(name, tuple(model.spec.gpu.modal_refs()), model_cost(model.spec, prices))
+            for name, model in sorted(catalog.models.items())
+        )
     )

@@ -198,7 +198,7 @@ def test_cost_reports_floor_and_ceiling(write_model: WriteModel) -> None:
     write_model("alpha", MINIMAL_MODEL + "\n[scaling]\nmin_containers = 1\nmax_containers = 3\n")
     result = runner.invoke(app, ["cost"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.output.splitlines() if "alpha" in line)
+    row = next(line for line in result.stdout.splitlines() if "alpha" in line)
     # H100 at $3.95/h: floor 1 container, ceiling 3.
     assert "3.95" in row and "2,884" in row and "11.85" in row
 

@@ -19,9 +19,9 @@ from modelfleet.cli.common import (
     user_errors,
 )
 from modelfleet.files import write_atomic
+from modelfleet.plan import fleet_cost
 from modelfleet.scaffold import scaffold_model
 from modelfleet.schema import SCHEMA_PATH, render_schema
-from modelfleet.spec.lints import HOURS_PER_MONTH, hourly_cost
 
 
 def validate() -> None:
@@ -129,30 +129,29 @@ def cost() -> None:
     """Per model: idle floor and ceiling cost from the fleet's GPU price table."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
+        print_problems(catalog)
         prices = settings.prices
+        report = fleet_cost(catalog, settings)
         table = Table(title=f"GPU cost (prices of {prices.date}, {prices.source})")
         for column in ("model", "gpu", "$/GPU-h", "floor $/h", "floor $/month", "ceiling $/h"):
             table.add_column(column, justify="right" if column.startswith(("$", "floor", "ceiling")) else "left")
-        total_floor = total_ceiling = 0.0
-        for name, model in sorted(catalog.models.items()):
-            spec = model.spec
-            floor = hourly_cost(spec, prices.per_hour, spec.scaling.min_containers)
-            ceiling = hourly_cost(spec, prices.per_hour, spec.scaling.max_containers)
-            total_floor += floor
-            total_ceiling += ceiling
+        for line in report.lines:
+            price = line.cost.gpu_price
             table.add_row(
-                name,
-                ",".join(spec.gpu.modal_refs()),
-                f"{prices.per_hour.get(spec.gpu.type, 0.0):.2f}",
-                f"{floor:.2f}",
-                f"{floor * HOURS_PER_MONTH:,.0f}",
-                f"{ceiling:.2f}",
+                line.model,
+                ",".join(line.gpus),
+                f"{price:.2f}" if price is not None else "[yellow]no price[/yellow]",
+                f"{line.cost.floor:.2f}",
+                f"{line.cost.floor_per_month:,.0f}",
+                f"{line.cost.ceiling:.2f}",
             )
         table.add_section()
-        table.add_row(
-            "total", "", "", f"{total_floor:.2f}", f"{total_floor * HOURS_PER_MONTH:,.0f}", f"{total_ceiling:.2f}"
-        )
+        table.add_row("total", "", "", f"{report.floor:.2f}", f"{report.floor_per_month:,.0f}", f"{report.ceiling:.2f}")
         console.print(table)
+        if catalog.errors:
+            # A broken folder is missing from the totals: the figures understate the fleet.
+            err_console.print(f"[red]{len(catalog.errors)} error(s) hide broken folders: run `fleet validate`[/red]")
+            raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

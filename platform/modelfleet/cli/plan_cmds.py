@@ -55,12 +55,11 @@ def print_plan(result: Plan) -> None:
             entry.model, _SYMBOL[entry.action], _changes_text(entry), _money(entry, "floor"), _money(entry, "ceiling")
         )
     console.print(table)
-    counts = {a: sum(1 for e in result.entries if e.action == a) for a in _SYMBOL}
+    counts = result.counts
     console.print(
         f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['orphan']} orphaned, "
-        f"{counts['unchanged']} unchanged. Idle floor ${result.total('floor_before'):.2f}/h -> "
-        f"${result.total('floor_after'):.2f}/h, ceiling ${result.total('ceiling_before'):.2f}/h -> "
-        f"${result.total('ceiling_after'):.2f}/h."
+        f"{counts['unchanged']} unchanged. Idle floor ${result.floor_before:.2f}/h -> "
+        f"${result.floor_after:.2f}/h, ceiling ${result.ceiling_before:.2f}/h -> ${result.ceiling_after:.2f}/h."
     )
 
 
@@ -79,8 +78,8 @@ def render_markdown(result: Plan) -> str:
         )
     lines.append("")
     lines.append(
-        f"Idle floor ${result.total('floor_before'):.2f}/h -> ${result.total('floor_after'):.2f}/h; "
-        f"ceiling ${result.total('ceiling_before'):.2f}/h -> ${result.total('ceiling_after'):.2f}/h."
+        f"Idle floor ${result.floor_before:.2f}/h -> ${result.floor_after:.2f}/h; "
+        f"ceiling ${result.ceiling_before:.2f}/h -> ${result.ceiling_after:.2f}/h."
     )
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import re
 
 from packaging.version import Version
 
+from modelfleet.spec.cost import cost_findings
 from modelfleet.spec.cuda import (
     DEVEL_IMAGE_FOR_CUDA,
     VLLM_CUDA,
@@ -25,7 +26,6 @@ from modelfleet.spec.resources import HOST_SHARE_PER_GPU, MIB_PER_GIB, memory_he
 from modelfleet.spec.serving_lints import serving_findings
 from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
 
-HOURS_PER_MONTH = 730.0
 # CUDA context, activations and sampler buffers vLLM needs beyond weights + KV cache.
 RUNTIME_OVERHEAD_GB_PER_GPU = 1.5
 MIN_SLEEP_MODE_VLLM = Version("0.8.0")
@@ -56,11 +56,6 @@ def _joined(spec: ModelSpec) -> list[str]:
     return [f"{a}={args[i + 1]}" if not a.count("=") and i + 1 < len(args) else a for i, a in enumerate(args)]
 
 
-def hourly_cost(spec: ModelSpec, prices: dict[str, float], containers: int) -> float:
-    """$/h of ``containers`` containers on the primary GPU option."""
-    return containers * spec.gpu.count * prices.get(spec.gpu.type, 0.0)
-
-
 def lint(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
     """Every cross-field finding for one model."""
     findings: list[Finding] = []
@@ -72,7 +67,7 @@ def lint(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
     findings += _gpu_snapshot_is_single_gpu(spec)
     findings += _base_matches_vllm_cuda(spec)
     findings += _resources_fit_a_container(spec)
-    findings += _floor_cost(spec, prices)
+    findings += cost_findings(spec, prices)
     findings += _auth(spec)
     findings += serving_findings(spec)
     return findings
@@ -314,21 +309,6 @@ def _memory_problem(spec: ModelSpec, memory_gib: float, limit: str) -> tuple[str
         "set snapshot.gpu_snapshot = false (the weights then stay on the GPU), serve a quantized checkpoint, "
         "or pick a GPU type whose host has more memory",
     )
-
-
-def _floor_cost(spec: ModelSpec, prices: dict[str, float]) -> list[Finding]:
-    floor = spec.scaling.min_containers
-    if floor == 0:
-        return []
-    hourly = hourly_cost(spec, prices, floor)
-    return [
-        Finding(
-            "warning",
-            "scaling.min_containers",
-            f"min_containers = {floor} keeps {floor} x {spec.gpu.type} x{spec.gpu.count} running even when idle: "
-            f"${hourly:,.2f}/h, about ${hourly * HOURS_PER_MONTH:,.0f}/month",
-        )
-    ]
 
 
 def _auth(spec: ModelSpec) -> list[Finding]:
