@@ -142,7 +142,7 @@ def main() -> None:
         with engine:
             engine.start()
             engine.wait_healthy(600)
-            engine.warm_up(2)
+            engine.client.warm_up(2)
             with edge_process(engine.url, store.path) as edge_url:
                 measure_all(
                     args,

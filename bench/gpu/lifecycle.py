@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -192,7 +191,7 @@ class Run:
         """What the snapshot hooks do (warm up, sleep; later wake), twice, with the edge in front."""
         record: dict[str, Any] = {}
         self.lifecycle["snapshot"] = record
-        record["warm_up_s"] = round(_warm_up(engine, self.spec.snapshot.warmup_requests), 3)
+        record["warm_up_s"] = round(engine.client.warm_up(self.spec.snapshot.warmup_requests), 3)
         record["ttft_warm_direct"] = [probes.timed_chat(engine.url, SERVED_NAME, p) for p in PROMPTS]
         self.edge = EdgeThread(edge_config(engine.url, self.gate, {"model": SERVED_NAME, "boot": "bench"}), EDGE_PORT)
         record["edge_start_s"] = round(self.edge.start(), 3)
@@ -210,14 +209,14 @@ class Run:
             cycle: dict[str, Any] = {"first_request_via": "edge" if via_edge else "direct"}
             cycles.append(cycle)
             self.gate.mark("asleep")
-            cycle["sleep_s"] = round(engine.sleep(self.spec.snapshot.sleep_level), 3)
-            cycle["is_sleeping"] = engine.is_sleeping()
+            cycle["sleep_s"] = round(engine.client.sleep(self.spec.snapshot.sleep_level), 3)
+            cycle["is_sleeping"] = engine.client.is_sleeping()
             cycle["gpu_asleep"] = probes.gpu_memory()
             cycle["edge_while_asleep"] = probes.timed_chat(self.edge.url, SERVED_NAME, PROMPTS[0])
             self.say(f"cycle {index}: slept in {cycle['sleep_s']} s, GPU {cycle['gpu_asleep'].get('used_gb')} GB")
-            cycle["wake_s"] = round(engine.wake(), 3)
+            cycle["wake_s"] = round(engine.client.wake(), 3)
             self.gate.mark("ready")
-            cycle["is_sleeping_after_wake"] = engine.is_sleeping()
+            cycle["is_sleeping_after_wake"] = engine.client.is_sleeping()
             first_url = self.edge.url if via_edge else engine.url
             cycle["first_request"] = probes.timed_chat(first_url, SERVED_NAME, PROMPTS[1])
             cycle["next_requests"] = [probes.timed_chat(first_url, SERVED_NAME, p) for p in PROMPTS]
@@ -299,16 +298,6 @@ class Run:
         if summary["ratio_output_throughput"] is not None:
             summary["ratio_goal_met"] = summary["ratio_output_throughput"] >= 0.97
         self.throughput["summary"] = summary
-
-
-def _warm_up(engine: Engine, requests: int) -> float:
-    """The runtime's warm-up, under either of its signatures (with or without the served name)."""
-    started = time.monotonic()
-    if "served_name" in inspect.signature(engine.warm_up).parameters:
-        engine.warm_up(SERVED_NAME, requests)  # type: ignore[call-arg,arg-type,unused-ignore]
-    else:
-        engine.warm_up(requests)
-    return time.monotonic() - started
 
 
 def _sha256(path: Path) -> str:

@@ -28,6 +28,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ from bench.gpu import greedy, probes
 from bench.gpu.lifecycle import SERVED_NAME, build_spec
 from bench.gpu.server_procs import ServerProcess, cpu_seconds, run_load_in_process
 from bench.gpu.throughput import Load, bench_command, ratio, run_bench
-from modelfleet.runtime.engine import GUARDIAN, Engine
+from modelfleet.runtime.engine import Engine
+from modelfleet.runtime.engine_client import EngineClient
+from modelfleet.runtime.guardian import GUARDIAN
 from modelfleet.targets.modal.bundle import ModelBundle, MountedVolume
 from modelfleet.targets.modal.serving import EDGE_PORT, ServingRuntime
 
@@ -46,22 +49,14 @@ TASK_ID_ENV = "MODAL_TASK_ID"  # as serving.py reads it: a restored container ha
 PATHS = ("direct", "edge", "relay")
 
 
-class ProbedEngine(Engine):
-    """The runtime's engine, unchanged, with a probe run just before the hook's ``sleep`` and timings kept."""
+@dataclass(frozen=True)
+class ProbedClient(EngineClient):
+    """The runtime's control client, unchanged, with a probe run just before the first ``sleep`` and timings kept."""
 
-    def __init__(self, engine: Engine, record: dict[str, Any], *, dry_run: bool = False) -> None:
-        command = engine.command
-        if dry_run:  # the same argv, served by dryrun_vllm.py (no GPU): checks the plumbing only
-            command = [sys.executable, "-m", "bench.gpu.dryrun_vllm", *command[command.index("--model") :]]
-        super().__init__(
-            command, env=engine.env, port=engine.port, log_path=engine.log_path, served_name=engine.served_name
-        )
-        self.record = record
-        self.probe_before_sleep = True
+    record: dict[str, Any] = field(default_factory=dict)
 
     def sleep(self, level: int = 1) -> float:
-        if self.probe_before_sleep:
-            self.probe_before_sleep = False
+        if "gpu_awake" not in self.record:  # the first sleep: the hook's, before the snapshot point
             self.record["gpu_awake"] = probes.gpu_memory()
             self.record["before_a"] = greedy.greedy_answers(self.url, self.served_name, engine_url=self.url)
             self.record["before_b"] = greedy.greedy_answers(self.url, self.served_name, engine_url=self.url)
@@ -75,6 +70,18 @@ class ProbedEngine(Engine):
         seconds = super().wake()
         self.record.setdefault("wake_s", []).append(round(seconds, 3))
         return seconds
+
+
+class ProbedEngine(Engine):
+    """The runtime's engine, unchanged, with ``ProbedClient`` for its control calls."""
+
+    def __init__(self, engine: Engine, record: dict[str, Any], *, dry_run: bool = False) -> None:
+        command = engine.command
+        if dry_run:  # the same argv, served by dryrun_vllm.py (no GPU): checks the plumbing only
+            command = [sys.executable, "-m", "bench.gpu.dryrun_vllm", *command[command.index("--model") :]]
+        super().__init__(command, env=engine.env, port=engine.port, log_path=engine.log_path)
+        client = engine.client
+        self.client = ProbedClient(client.url, client.served_name, client.sleep_mode, record=record)
 
 
 class ProbedRuntime(ServingRuntime):
@@ -158,7 +165,7 @@ class Run:
         assert engine is not None
         record["vllm_command"] = engine.command
         record["vllm_env"] = engine.env
-        record["is_sleeping_at_snapshot_point"] = engine.is_sleeping()
+        record["is_sleeping_at_snapshot_point"] = engine.client.is_sleeping()
         record["gpu_asleep"] = probes.gpu_memory()
         self.say(
             f"snapshot point: asleep, GPU {record['gpu_asleep'].get('used_gb')} GB; prepare took "
@@ -171,14 +178,14 @@ class Run:
         runtime.start()
         record["start_hook_s"] = round(time.monotonic() - started, 3)
         record["boot_record"] = runtime.boot
-        record["is_sleeping_after_start"] = engine.is_sleeping()
+        record["is_sleeping_after_start"] = engine.client.is_sleeping()
         record["gpu_after_wake"] = probes.gpu_memory()
         record["first_chat_after_wake"] = probes.timed_chat(engine.url, SERVED_NAME, "Hello")
         after = greedy.greedy_answers(engine.url, SERVED_NAME, engine_url=engine.url)
         # A second cycle as the engine sees it again later (the first sleep pins its host buffer once).
-        engine.sleep(bundle.spec.snapshot.sleep_level)
+        engine.client.sleep(bundle.spec.snapshot.sleep_level)
         record["gpu_asleep_cycle2"] = probes.gpu_memory()
-        engine.wake()
+        engine.client.wake()
         after2 = greedy.greedy_answers(engine.url, SERVED_NAME, engine_url=engine.url)
         before = record.pop("before_a")
         before_b, cached = record.pop("before_b"), record.pop("before_cached")

@@ -33,7 +33,7 @@ PLATFORM = Path(__file__).resolve().parents[2] / "platform"
 REQUIREMENTS_DIR = PLATFORM / "modelfleet" / "targets" / "modal" / "vllm_requirements"
 SERVING_ROOTS = (
     "modelfleet.targets.modal.entry",
-    # Started by path inside the serving container (engine.GUARDIAN, preloaded.LAUNCHER).
+    # Started by path inside the serving container (guardian.GUARDIAN, preloaded.LAUNCHER).
     "modelfleet.runtime.guardian",
     "modelfleet.runtime.launcher",
 )

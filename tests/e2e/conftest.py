@@ -72,7 +72,7 @@ def demo_engine(
     engine.start()
     try:
         engine.wait_healthy(ENGINE_START_TIMEOUT)
-        engine.warm_up(1)
+        engine.client.warm_up(1)
         yield engine
     finally:
         group = engine.pid

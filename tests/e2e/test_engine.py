@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelfleet.runtime.engine import Engine, EngineStartError, SleepUnsupportedError
+from modelfleet.runtime.engine import Engine, EngineStartError
+from modelfleet.runtime.engine_client import EngineError
 from modelfleet.spec.model import ModelSpec
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +19,7 @@ def test_started_engine_is_healthy_on_loopback_and_answers_warm_up(demo_engine: 
     assert demo_engine.url.startswith("http://127.0.0.1:")
     assert demo_engine.returncode is None
     assert httpx.get(f"{demo_engine.url}/health", timeout=10).status_code == 200
-    assert demo_engine.warm_up(2, max_tokens=8) > 0
+    assert demo_engine.client.warm_up(2, max_tokens=8) > 0
     models = httpx.get(f"{demo_engine.url}/v1/models", timeout=10).json()
     assert models["data"][0]["id"] == "smollm2-135m"  # then the aliases (conftest)
 
@@ -45,6 +46,6 @@ def test_a_bad_flag_fails_fast_with_vllms_own_reason(
 
 
 def test_sleep_on_cpu_says_it_needs_a_gpu(demo_engine: Engine) -> None:
-    with pytest.raises(SleepUnsupportedError, match="needs a GPU"):
-        demo_engine.sleep(1)
+    with pytest.raises(EngineError, match="needs a GPU"):
+        demo_engine.client.sleep(1)
     assert httpx.get(f"{demo_engine.url}/health", timeout=10).status_code == 200

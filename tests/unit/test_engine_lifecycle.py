@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.runtime.engine import Engine, EngineStartError, SleepUnsupportedError, group_members
+from modelfleet.runtime.engine import Engine, EngineStartError, group_members
+from modelfleet.runtime.engine_client import EngineError
 from modelfleet.runtime.ports import free_port
 from tests.support.waiting import wait_until
 
@@ -94,18 +95,20 @@ def stand_in(tmp_path: Path) -> Iterator[tuple[Engine, Path]]:
 
 def test_snapshot_hooks_start_warm_up_and_sleep_then_wake_in_that_order(stand_in: tuple[Engine, Path]) -> None:
     engine, record = stand_in
-    prep = engine.prepare_for_snapshot(timeout=30, warm_up_requests=2, sleep_level=1)
-    assert prep.healthy_seconds >= 0
-    assert engine.is_sleeping()
+    engine.prepare_for_snapshot(timeout=30, warm_up_requests=2, sleep_level=1)
+    assert engine.client.is_sleeping()
+    with pytest.raises(EngineError, match=r"^POST /v1/chat/completions to http://127\.0\.0\.1:\d+ failed: HTTP 503"):
+        engine.client.warm_up(1)  # the stand-in refuses chat while asleep, as vLLM does
     engine.resume_after_restore()
-    assert not engine.is_sleeping()
-    engine.warm_up(1)  # the stand-in refuses chat while asleep: this proves the wake took
+    assert not engine.client.is_sleeping()
+    engine.client.warm_up(1)  # answered: the wake took
     calls = [line for line in record.read_text().splitlines() if line != "GET /health"]
     assert calls == [
         "POST /v1/chat/completions",
         "POST /v1/chat/completions",
         "POST /sleep?level=1",
         "GET /is_sleeping",
+        "POST /v1/chat/completions",
         "POST /wake_up",
         "GET /is_sleeping",
         "POST /v1/chat/completions",
@@ -113,11 +116,36 @@ def test_snapshot_hooks_start_warm_up_and_sleep_then_wake_in_that_order(stand_in
     assert record.read_text().splitlines()[0] == "GET /health"
 
 
-def test_sleep_without_sleep_mode_says_it_needs_a_gpu(tmp_path: Path) -> None:
+def test_sleep_without_sleep_mode_says_it_needs_a_gpu_before_starting_anything(tmp_path: Path) -> None:
     engine = Engine(["true"], env={}, port=free_port(), log_path=tmp_path / "log")
-    for call in (lambda: engine.sleep(1), engine.wake, engine.is_sleeping):
-        with pytest.raises(SleepUnsupportedError, match="needs a GPU"):
+    calls = (
+        lambda: engine.client.sleep(1),
+        engine.client.wake,
+        engine.client.is_sleeping,
+        engine.resume_after_restore,
+        lambda: engine.prepare_for_snapshot(timeout=30, warm_up_requests=1, sleep_level=1),
+    )
+    for call in calls:
+        with pytest.raises(EngineError, match="needs a GPU"):
             call()
+    assert engine.pid is None
+
+
+def test_every_control_call_to_an_engine_that_is_not_there_is_an_engine_error_naming_it(tmp_path: Path) -> None:
+    # Before: warm-up and is_sleeping let httpx.ConnectError out, so a hook failed with a bare traceback.
+    port = free_port()
+    engine = Engine(["vllm", "--enable-sleep-mode"], env={}, port=port, log_path=tmp_path / "log")
+    calls = {
+        "POST /v1/chat/completions": lambda: engine.client.warm_up(1),
+        "POST /sleep?level=1": lambda: engine.client.sleep(1),
+        "POST /wake_up": engine.client.wake,
+        "GET /is_sleeping": engine.client.is_sleeping,
+    }
+    for route, call in calls.items():
+        with pytest.raises(EngineError) as caught:
+            call()
+        assert str(caught.value) == f"{route} to http://127.0.0.1:{port} failed: ConnectError; is vLLM running?"
+    assert not engine.client.healthy()
 
 
 def test_a_process_exiting_before_healthy_fails_fast_with_its_log_tail(tmp_path: Path) -> None:

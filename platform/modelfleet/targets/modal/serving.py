@@ -3,13 +3,13 @@
 Per snapshot kind (``runtime.command.SnapshotKind``):
 
 - before the snapshot (``enter(snap=True)``): "gpu" -- start vLLM with sleep mode,
-  wait for /health, send warm-up requests, put it to sleep, commit the compile cache
-  the boot filled; Modal then snapshots CPU and GPU memory with a warmed, sleeping
+  wait for /health, send warm-up requests, put it to sleep (``Engine.prepare_for_snapshot``),
+  commit the compile cache the boot filled; Modal then snapshots CPU and GPU memory with a warmed, sleeping
   server in it. "memory" -- the GPU is not attached yet, so start the preloading
   launcher (``runtime/launcher.py``), which imports vLLM's heavy dependencies and
   waits; the snapshot holds those imports;
 - after the snapshot, or at a plain cold start (``enter(snap=False)``): wake the
-  sleeping engine, release the launcher, or start vLLM; record how this container
+  sleeping engine (``Engine.resume_after_restore``), release the launcher, or start vLLM; record how this container
   booted: "restore" when the snapshot hook ran in another task (Modal gives a
   restored container a new ``MODAL_TASK_ID``: ``_runtime/task_lifecycle_manager.py``,
   ``memory_restore``), else "cold";
@@ -118,10 +118,13 @@ class ServingRuntime:
         """Before the snapshot: a sleeping engine (gpu), a preloaded launcher (memory), or nothing."""
         started = time.monotonic()
         if self.kind == "gpu":
-            engine = self._start_engine()
-            snapshot = self.bundle.spec.snapshot
-            engine.warm_up(snapshot.warmup_requests)
-            engine.sleep(snapshot.sleep_level)
+            engine = self._new_engine()
+            spec = self.bundle.spec
+            engine.prepare_for_snapshot(
+                timeout=spec.scaling.startup_timeout,
+                warm_up_requests=spec.snapshot.warmup_requests,
+                sleep_level=spec.snapshot.sleep_level,
+            )
             self.engine = engine
             if self.commit_cache is not None:
                 # The warm boot filled the compile cache: publish it before the snapshot freezes us.
@@ -145,7 +148,7 @@ class ServingRuntime:
         if self.engine is None:
             self.engine = self._start_engine()
         elif self.kind == "gpu":
-            self.engine.wake()
+            self.engine.resume_after_restore()
         else:
             release(LAUNCHER_CONTROL)
             self.engine.wait_healthy(timeout=self.bundle.spec.scaling.startup_timeout)
