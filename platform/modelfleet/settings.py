@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -18,6 +18,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from modelfleet.errors import FleetError
+from modelfleet.spec.defaults import defaults_problems
 
 FLEET_FILE = "fleet.toml"
 # The local target's token store, in the state folder (FleetSettings.tokens_path).
@@ -32,6 +35,10 @@ class GpuPrices(BaseModel):
     date: str = Field(description="When the prices were read, YYYY-MM-DD.")
     source: str = Field(description="Where they were read.")
     per_hour: dict[str, float] = Field(description="GPU type -> USD per GPU-hour.")
+
+
+class FleetTomlError(FleetError):
+    """fleet.toml says something no model could use; one ``fleet.toml: field: message`` line per problem."""
 
 
 def find_fleet_root(start: Path | None = None) -> Path:
@@ -77,7 +84,21 @@ class FleetSettings(BaseSettings):
     prices: GpuPrices = Field(
         default=GpuPrices(date="unknown", source="unset", per_hour={}), description="GPU price table."
     )
-    defaults: dict[str, Any] = Field(default_factory=dict, description="model.toml values every model inherits.")
+    defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="model.toml values every model inherits, over the platform's defaults (spec/model.py); "
+        "checked when the settings load.",
+    )
+
+    @model_validator(mode="after")
+    def _defaults_are_inheritable(self) -> FleetSettings:
+        # Raised as a FleetError rather than a ValueError: pydantic lets other exceptions
+        # through unchanged, so the message keeps its `fleet.toml: defaults.<field>: ...`
+        # shape instead of being folded into a ValidationError of FleetSettings.
+        problems = defaults_problems(self.defaults)
+        if problems:
+            raise FleetTomlError("\n".join(f"{FLEET_FILE}: defaults.{where}: {message}" for where, message in problems))
+        return self
 
     @classmethod
     def settings_customise_sources(

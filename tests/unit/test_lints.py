@@ -149,7 +149,7 @@ def _two_gpus(extra_gpu: str = "") -> str:
 
 
 def test_a_gpu_snapshot_of_a_multi_gpu_model_is_an_error_with_the_reason_and_the_fix(write_model: WriteModel) -> None:
-    # fleet.toml's defaults turn gpu_snapshot on; a tensor-parallel container cannot be restored from one.
+    # The platform's defaults turn gpu_snapshot on; a tensor-parallel container cannot be restored from one.
     write_model("tiny", _two_gpus('\nfallbacks = ["A100-80GB:2"]'))
     catalog = _load()
     assert "tiny" not in catalog.models

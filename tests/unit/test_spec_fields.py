@@ -36,7 +36,7 @@ def test_minimal_model_validates_and_inherits_fleet_defaults(write_model: WriteM
     catalog = _load()
     assert _messages(catalog) == []
     spec = catalog.require("tiny").spec
-    assert spec.image.vllm_version == "0.25.0"  # from fleet.toml [defaults.image]
+    assert spec.image.vllm_version == "0.25.0"  # the platform default (spec/model.py)
     assert spec.scaling.scaledown_window == 300
     assert spec.auth.public is False
     assert catalog.require("tiny").served_name == "tiny"

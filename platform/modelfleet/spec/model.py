@@ -2,7 +2,9 @@
 
 Everything a model's deployment needs is here and in its folder's ``model.toml``;
 fields carry descriptions because they feed ``models/model.schema.json`` (editor
-autocompletion) and the docs.
+autocompletion) and the docs. The field defaults are the platform's defaults, written
+only here: fleet.toml's ``[defaults]`` overrides what a fleet wants different (and its
+comments say why the defaults are what they are), a model.toml what that model wants.
 """
 
 from __future__ import annotations
