@@ -158,11 +158,14 @@ def test_new_scaffolds_a_folder_that_validates(fleet_repo: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     text = (fleet_repo / "models/my-model/model.toml").read_text()
-    assert 'repo = "org/My-Model"' in text and "tensor_parallel_size = 2" in text
+    # tensor_parallel_size is left to its default, the GPU count.
+    assert 'repo = "org/My-Model"' in text and "tensor_parallel_size =" not in text
     # Two GPUs: the scaffold turns the GPU snapshot off (it would not restore), with the reason.
     assert "gpu_snapshot = false" in text and "NVIDIA/cuda-checkpoint#27" in text
     assert (fleet_repo / "models/my-model/README.md").is_file()
     assert runner.invoke(app, ["validate"]).exit_code == 0
+    show = runner.invoke(app, ["show", "my-model", "--format", "json"])
+    assert json.loads(show.output)["vllm"]["tensor_parallel_size"] == 2
 
 
 def test_new_on_one_gpu_keeps_the_fleet_default_gpu_snapshot(fleet_repo: Path) -> None:

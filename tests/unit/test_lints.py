@@ -53,9 +53,19 @@ def test_every_fallback_gpu_must_fit_too(write_model: WriteModel) -> None:
     assert "T4 x1 gives 16 GB x 1 x 0.90 = 14.4 GB" in message
 
 
-def test_tensor_parallel_must_equal_the_gpu_count(write_model: WriteModel) -> None:
+def test_tensor_parallel_defaults_to_the_gpu_count(write_model: WriteModel) -> None:
     # (No GPU snapshot: on two GPUs it is an error of its own.)
     write_model("tiny", MINIMAL_MODEL.replace('type = "H100"', 'type = "H100"\ncount = 2') + SNAPSHOT_WITHOUT_GPU)
+    catalog = _load()
+    assert _findings(catalog, "error") == []
+    assert catalog.require("tiny").spec.vllm.tensor_parallel_size == 2
+
+
+def test_tensor_parallel_must_equal_the_gpu_count(write_model: WriteModel) -> None:
+    two_gpus_tp_one = MINIMAL_MODEL.replace('type = "H100"', 'type = "H100"\ncount = 2').replace(
+        "max_num_seqs = 64", "max_num_seqs = 64\ntensor_parallel_size = 1"
+    )
+    write_model("tiny", two_gpus_tp_one + SNAPSHOT_WITHOUT_GPU)
     (message,) = _findings(_load(), "error")
     assert message == (
         "vllm.tensor_parallel_size: tensor_parallel_size is 1 but GPU option H100:2 has 2 GPU(s); "

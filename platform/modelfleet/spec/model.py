@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -84,7 +84,9 @@ class GpuSpec(StrictModel):
     """Which GPUs serve the model; fallbacks are tried in order when the first is scarce."""
 
     type: GpuType = Field(description="Modal GPU type.")
-    count: int = Field(default=1, ge=1, le=8, description="GPUs per container (equals vllm.tensor_parallel_size).")
+    count: int = Field(
+        default=1, ge=1, le=8, description="GPUs per container (vllm.tensor_parallel_size defaults to it)."
+    )
     fallbacks: list[str] = Field(
         default_factory=list,
         description="Ordered fallbacks in Modal notation, e.g. `A100-80GB:2`; each must also fit the model.",
@@ -157,11 +159,22 @@ def _no_platform_flags(args: list[str]) -> list[str]:
 ExtraArgs = Annotated[list[str], AfterValidator(_no_platform_flags)]
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    """Drop a ``default`` from a field's JSON Schema whose real default is another field's value."""
+    schema.pop("default", None)
+
+
 class VllmSpec(StrictModel):
     """vLLM's serving settings; the platform adds host, port, model path and served name."""
 
     max_model_len: int = Field(ge=128, le=1_048_576, description="Longest context (prompt + output) in tokens.")
-    tensor_parallel_size: int = Field(default=1, ge=1, le=8, description="GPUs one model replica spans.")
+    tensor_parallel_size: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="GPUs one model replica spans. Default: gpu.count (one shard per GPU).",
+        json_schema_extra=_without_default,
+    )
     gpu_memory_utilization: float = Field(
         default=0.90, gt=0.1, le=0.98, description="Share of each GPU's memory vLLM may take."
     )
@@ -307,6 +320,24 @@ class ModelSpec(StrictModel):
     )
     secrets: list[str] = Field(default_factory=list, description="Modal secrets attached by name.")
     region: str | None = Field(default=None, description="Modal region; defaults to the fleet's.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tensor_parallel_defaults_to_the_gpu_count(cls, data: Any) -> Any:
+        """One shard per GPU: a model.toml that leaves ``vllm.tensor_parallel_size`` out gets ``gpu.count``.
+
+        Filled in before validation, so the effective spec (and its hash) carries the number;
+        VllmSpec's own default of 1 only applies when the GPU count is 1 anyway.
+        """
+        if not isinstance(data, dict):
+            return data
+        vllm, gpu = data.get("vllm"), data.get("gpu")
+        if not (isinstance(vllm, dict) and isinstance(gpu, dict)) or "tensor_parallel_size" in vllm:
+            return data
+        count = gpu.get("count", 1)
+        if not isinstance(count, int):
+            return data  # gpu.count's own error says what is wrong; no second one here
+        return {**data, "vllm": {**vllm, "tensor_parallel_size": count}}
 
     def weights_bytes(self) -> float:
         """Bytes the served weights take (parameters x bytes per parameter of their dtype)."""
