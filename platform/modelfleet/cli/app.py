@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.postdeploy_cmds",
     "modelfleet.cli.modal_cmds",
     "modelfleet.cli.rehearse_cmds",
+    "modelfleet.cli.gateway_cmds",
 )
 
 app = typer.Typer(

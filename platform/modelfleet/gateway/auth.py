@@ -1,0 +1,107 @@
+"""Checking a client key on every request, cheaply, and noticing revocations within seconds.
+
+Two caches make the hot path a dict lookup and a SHA-256:
+- the store's records, re-read at most every ``ttl`` seconds (the revocation promise: a
+  revoked key is refused by every gateway process at most ``ttl`` <= 5 s after the store
+  changed -- each process re-reads on its own clock, no message between them is needed);
+- pairs whose scrypt check passed (or failed), keyed by the record's hash, so a changed
+  or revoked record invalidates them at the next re-read.
+
+scrypt (~50 ms) runs in worker threads limited to ``_SCRYPT_THREADS`` at once, so a flood
+of wrong secrets slows down only the callers who send them, never the event loop.
+An unknown key id is refused without scrypt: key ids are not secret (``fleet keys list``
+shows them), and skipping the hash keeps a flood of made-up keys cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+import anyio.to_thread
+
+from modelfleet.gateway.keys import KEY_PREFIX, KeyRecord, KeyStore, parse_key, secret_digest, secret_matches
+
+_SCRYPT_THREADS = 2
+_MAX_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class AuthFailure(Exception):
+    """Why a request's key is refused: an HTTP status, a message for the client, an error code."""
+
+    status: int
+    message: str
+    code: str
+
+
+MISSING = AuthFailure(
+    401,
+    "missing API key: send Authorization: Bearer <fleet key> (create one with `fleet keys create NAME`)",
+    "invalid_api_key",
+)
+MALFORMED = AuthFailure(
+    401, f"malformed API key: fleet keys look like {KEY_PREFIX}<12 characters>-<40 characters>", "invalid_api_key"
+)
+INVALID = AuthFailure(401, "invalid API key", "invalid_api_key")
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into the caller's ``KeyRecord``, or an ``AuthFailure``."""
+
+    def __init__(self, store: KeyStore, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._clock = clock
+        self._records: dict[str, KeyRecord] = {}
+        self._loaded_at: float | None = None
+        self._refresh_lock = anyio.Lock()
+        self._scrypt = anyio.CapacityLimiter(_SCRYPT_THREADS)
+        # (key id, digest of the secret, record hash) -> whether scrypt said yes.
+        self._checked: dict[tuple[str, bytes, str], bool] = {}
+
+    async def records(self) -> dict[str, KeyRecord]:
+        """The store's records as of at most ``ttl`` seconds ago."""
+        if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
+            async with self._refresh_lock:
+                # Another request may have refreshed while this one waited for the lock.
+                if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
+                    started = self._clock()
+                    self._records = await anyio.to_thread.run_sync(self.store.load)
+                    self._loaded_at = started
+        return self._records
+
+    async def authenticate(self, authorization: str | None) -> KeyRecord:
+        """The live, unexpired record the header's key belongs to; raises ``AuthFailure`` otherwise."""
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise MISSING
+        parsed = parse_key(value.strip())
+        if parsed is None:
+            raise MALFORMED
+        key_id, secret = parsed
+        record = (await self.records()).get(key_id)
+        if record is None:
+            raise INVALID
+        if not await self._secret_ok(record, secret):
+            raise INVALID
+        if record.revoked is not None:
+            raise AuthFailure(401, f"API key {record.name!r} was revoked at {record.revoked}", "key_revoked")
+        today = datetime.now(UTC).date()
+        if record.expired_on(today):
+            raise AuthFailure(401, f"API key {record.name!r} expired after {record.limits.expires}", "key_expired")
+        return record
+
+    async def _secret_ok(self, record: KeyRecord, secret: str) -> bool:
+        remembered = (record.key_id, secret_digest(secret), record.hash)
+        known = self._checked.get(remembered)
+        if known is not None:
+            return known
+        matches = await anyio.to_thread.run_sync(secret_matches, record, secret, limiter=self._scrypt)
+        if len(self._checked) >= _MAX_REMEMBERED:
+            self._checked.clear()
+        self._checked[remembered] = matches
+        return matches

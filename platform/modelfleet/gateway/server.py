@@ -1,0 +1,78 @@
+"""Putting a gateway together and serving it: what ``fleet gateway serve``, the local target
+and a Modal app call.
+
+- ``open_key_store`` / ``open_ledger``: the stores fleet.toml's ``[gateway]`` names;
+- ``upstream_for``: a catalog model + its endpoint and credentials -> ``Upstream``;
+- ``gateway_server``: a uvicorn server for the app (run it in a thread or a loop of your
+  own); ``serve_gateway`` blocks until the process is told to stop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from modelfleet.catalog import CatalogModel
+from modelfleet.gateway.config import GatewayConfig
+from modelfleet.gateway.key_stores import LocalKeyStore, ModalKeyStore
+from modelfleet.gateway.keys import KeyStore
+from modelfleet.gateway.ledger import Ledger
+from modelfleet.gateway.upstream import Upstream
+
+
+def open_key_store(
+    config: GatewayConfig, state_path: Path, *, target: str = "local", modal_environment: str | None = None
+) -> KeyStore:
+    """The key store ``config.key_store`` names: the local 0600 file, or the Modal Dict ("auto": the target's)."""
+    kind = target if config.key_store == "auto" else config.key_store
+    if kind == "modal":
+        return ModalKeyStore(config.keys_dict, modal_environment)
+    return LocalKeyStore(config.keys_path(state_path))
+
+
+def open_ledger(config: GatewayConfig, state_path: Path) -> Ledger:
+    """The local SQLite ledger (created if missing)."""
+    return Ledger(config.ledger_path(state_path))
+
+
+def upstream_for(model: CatalogModel, base_url: str, headers: Mapping[str, str] | None = None) -> Upstream:
+    """How the gateway reaches ``model`` at ``base_url`` with ``headers`` (its proxy-token headers)."""
+    return Upstream(
+        base_url=base_url, headers=dict(headers or {}), gpu_type=model.spec.gpu.type, gpu_count=model.spec.gpu.count
+    )
+
+
+def gateway_server(app: Starlette, *, host: str, port: int, graceful_shutdown: int | None = 30) -> uvicorn.Server:
+    """A uvicorn server for a gateway app (from ``build_gateway``); SIGTERM lets streams finish first."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # RequestIdMiddleware logs one line per request without query strings; uvicorn's would add them.
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=graceful_shutdown,
+        **_fast_uvicorn_options(),
+    )
+    return uvicorn.Server(config)
+
+
+def serve_gateway(app: Starlette, *, host: str, port: int) -> None:
+    """Serve until the process is told to stop (blocks)."""
+    gateway_server(app, host=host, port=port).run()
+
+
+def _fast_uvicorn_options() -> dict[str, Any]:
+    # uvloop and httptools where installed, named so a missing one is visible (the edge does the same).
+    options: dict[str, Any] = {}
+    if importlib.util.find_spec("uvloop") is not None:
+        options["loop"] = "uvloop"
+    if importlib.util.find_spec("httptools") is not None:
+        options["http"] = "httptools"
+    return options

@@ -1,0 +1,107 @@
+"""What the gateway tests share: a recording OpenAI upstream, and a gateway served by real uvicorn in a thread.
+
+``RecordingUpstream`` answers chat/completions in vLLM's shapes (the final usage-only
+stream event when ``stream_options.include_usage`` is set, ``usage`` in JSON answers)
+and records every request it gets, so a test can prove a refused request never arrived.
+It stands in for vLLM only in tests of the gateway's own logic; the e2e tests use vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from modelfleet.gateway.server import gateway_server
+from modelfleet.runtime.ports import free_port
+from tests.support.waiting import wait_until
+
+
+@dataclass
+class Received:
+    """One request the upstream got: its path, JSON body and headers (lower-case names)."""
+
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class RecordingUpstream:
+    """A vLLM-shaped upstream; ``unavailable`` answers 503 that many times first (a cold start)."""
+
+    unavailable: int = 0
+    received: list[Received] = field(default_factory=list)
+    refused: int = 0
+    words: int = 4
+
+    def app(self) -> Starlette:
+        """The ASGI app."""
+
+        async def generate(request: Request) -> Response:
+            body = await request.json()
+            if self.unavailable > 0:
+                self.unavailable -= 1
+                self.refused += 1
+                return JSONResponse({"status": "starting"}, status_code=503, headers={"Retry-After": "1"})
+            self.received.append(Received(request.url.path, body, {k.lower(): v for k, v in request.headers.items()}))
+            completion = int(body.get("max_tokens") or self.words)
+            usage = {"prompt_tokens": 7, "completion_tokens": completion, "total_tokens": 7 + completion}
+            if not body.get("stream"):
+                return JSONResponse(
+                    {"id": "cmpl-1", "model": body["model"], "choices": [{"index": 0, "text": "ok"}], "usage": usage}
+                )
+            wants_usage = (body.get("stream_options") or {}).get("include_usage") is True
+
+            async def events() -> Any:
+                for index in range(completion):
+                    chunk = {
+                        "id": "c",
+                        "model": body["model"],
+                        "choices": [{"index": 0, "delta": {"content": f"w{index}"}}],
+                    }
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                    await asyncio.sleep(0)
+                if wants_usage:
+                    yield f"data: {json.dumps({'id': 'c', 'model': body['model'], 'choices': [], 'usage': usage})}\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        routes = [Route(path, generate, methods=["POST"]) for path in ("/v1/chat/completions", "/v1/completions")]
+        return Starlette(routes=routes)
+
+
+@contextmanager
+def serving(app: Any, server: uvicorn.Server | None = None) -> Iterator[str]:
+    """Serve ``app`` with real uvicorn on a free port in a thread; yields its base URL."""
+    port = free_port()
+    server = server or uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server.config.port = port
+    thread = threading.Thread(target=server.run, name="server", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), 20, interval=0.02)
+    if not server.started:
+        raise RuntimeError("the server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@contextmanager
+def serving_gateway(app: Starlette) -> Iterator[str]:
+    """A gateway app served by ``gateway_server`` (the production uvicorn settings); yields its URL."""
+    with serving(app, gateway_server(app, host="127.0.0.1", port=0, graceful_shutdown=5)) as url:
+        yield url
