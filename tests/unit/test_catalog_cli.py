@@ -15,8 +15,8 @@ from modelfleet.catalog import UnknownModelError, load_catalog
 from modelfleet.cli.app import app
 from modelfleet.cli.common import user_errors
 from modelfleet.errors import FleetError
-from modelfleet.schema import SCHEMA_PATH, render_schema
 from modelfleet.settings import FleetSettings
+from modelfleet.spec.schema import SCHEMA_PATH, render_schema
 from tests.unit.conftest import MINIMAL_MODEL, REPO_ROOT
 
 WriteModel = Callable[[str, str], Path]

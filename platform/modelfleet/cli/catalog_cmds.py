@@ -21,7 +21,7 @@ from modelfleet.cli.common import (
 from modelfleet.files import write_atomic
 from modelfleet.plan import fleet_cost
 from modelfleet.scaffold import scaffold_model
-from modelfleet.schema import SCHEMA_PATH, render_schema
+from modelfleet.spec.schema import SCHEMA_PATH, render_schema
 
 
 def validate() -> None:

@@ -1,5 +1,8 @@
 """The declaration layer: pydantic models of model.toml and volumes/*.toml, plus lints.
 
+Beside them: the checks of fleet.toml's ``[defaults]`` (``defaults``), the cost model
+(``cost``) and the JSON Schema editors read (``schema``).
+
 Imports nothing else of the project, so every other piece can depend on it.
 """
 
