@@ -12,16 +12,19 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from modelfleet.gateway import GatewayConfig, KeyLimits, Ledger, LocalKeyStore, Upstream, build_gateway, new_key
 from modelfleet.gateway.server import gateway_server
 from modelfleet.runtime.ports import free_port
 from tests.support.waiting import wait_until
@@ -105,3 +108,50 @@ def serving_gateway(app: Starlette) -> Iterator[str]:
     """A gateway app served by ``gateway_server`` (the production uvicorn settings); yields its URL."""
     with serving(app, gateway_server(app, host="127.0.0.1", port=0, graceful_shutdown=5)) as url:
         yield url
+
+
+SERVED = "served-a"
+OTHER = "served-b"
+CHAT = {"model": SERVED, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+
+
+class Fleet:
+    """A recording upstream under two served names, a key store and a ledger in tmp_path, and gateways on them."""
+
+    def __init__(self, tmp_path: Path, stack: ExitStack) -> None:
+        self.upstream = RecordingUpstream()
+        self.upstream_url = stack.enter_context(serving(self.upstream.app()))
+        self.store = LocalKeyStore(tmp_path / "keys.json")
+        self.ledger_path = tmp_path / "usage.sqlite"
+        self.stack = stack
+        self.ledgers: list[Ledger] = []  # each gateway's own, on the shared file
+
+    def key(self, name: str, **limits: object) -> str:
+        """A new key's text."""
+        record, key = new_key(name, KeyLimits(**limits))  # type: ignore[arg-type]
+        self.store.add(record)
+        return key
+
+    def gateway(self, **config: object) -> str:
+        """A gateway (its own process state: caches, rate windows) on the shared stores; its URL."""
+        settings = GatewayConfig(**{"aliases": {"gpt-4o-mini": SERVED}, "ledger_flush_s": 0.2, **config})  # type: ignore[arg-type]
+        upstreams = {
+            SERVED: Upstream(self.upstream_url, {"Modal-Key": "wk-up", "Modal-Secret": "ws-up"}, "H100", 1),
+            OTHER: Upstream(self.upstream_url, {}, "L4", 1),
+        }
+        ledger = Ledger(self.ledger_path)
+        self.ledgers.append(ledger)
+        app = build_gateway(settings, upstreams, key_store=self.store, ledger=ledger, prices={"H100": 3.6})
+        return self.stack.enter_context(serving_gateway(app))
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header the openai SDK sends for ``api_key``."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+def error_of(response: httpx.Response) -> dict[str, object]:
+    """The ``error`` object of an OpenAI-shaped error body (and nothing else in it)."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return dict(body["error"])

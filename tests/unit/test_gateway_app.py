@@ -11,43 +11,10 @@ import httpx
 import openai
 import pytest
 
-from modelfleet.gateway import GatewayConfig, KeyLimits, Ledger, LocalKeyStore, Upstream, build_gateway, new_key
+from modelfleet.gateway import Ledger
 from modelfleet.gateway.keys import now_text
-from tests.support.gateway_fixtures import RecordingUpstream, serving, serving_gateway
+from tests.support.gateway_fixtures import CHAT, OTHER, SERVED, Fleet, bearer, error_of
 from tests.support.waiting import wait_until
-
-ServedName = "served-a"
-Other = "served-b"
-CHAT = {"model": ServedName, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
-
-
-class Fleet:
-    """A recording upstream under two served names, a key store and a ledger in tmp_path, and gateways on them."""
-
-    def __init__(self, tmp_path: Path, stack: ExitStack) -> None:
-        self.upstream = RecordingUpstream()
-        self.upstream_url = stack.enter_context(serving(self.upstream.app()))
-        self.store = LocalKeyStore(tmp_path / "keys.json")
-        self.ledger_path = tmp_path / "usage.sqlite"
-        self.stack = stack
-
-    def key(self, name: str, **limits: object) -> str:
-        """A new key's text."""
-        record, key = new_key(name, KeyLimits(**limits))  # type: ignore[arg-type]
-        self.store.add(record)
-        return key
-
-    def gateway(self, **config: object) -> str:
-        """A gateway (its own process state: caches, rate windows) on the shared stores; its URL."""
-        settings = GatewayConfig(**{"aliases": {"gpt-4o-mini": ServedName}, "ledger_flush_s": 0.2, **config})  # type: ignore[arg-type]
-        upstreams = {
-            ServedName: Upstream(self.upstream_url, {"Modal-Key": "wk-up", "Modal-Secret": "ws-up"}, "H100", 1),
-            Other: Upstream(self.upstream_url, {}, "L4", 1),
-        }
-        app = build_gateway(
-            settings, upstreams, key_store=self.store, ledger=Ledger(self.ledger_path), prices={"H100": 3.6}
-        )
-        return self.stack.enter_context(serving_gateway(app))
 
 
 @pytest.fixture
@@ -56,19 +23,9 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         yield Fleet(tmp_path, stack)
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def error_of(response: httpx.Response) -> dict[str, object]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return dict(body["error"])
-
-
 def test_each_bad_request_gets_its_openai_error_and_never_reaches_the_model(fleet: Fleet) -> None:
     url = fleet.gateway(max_body_bytes=2048)
-    key = fleet.key("alice", models=(ServedName,))
+    key = fleet.key("alice", models=(SERVED,))
     revoked = fleet.key("gone")
     fleet.store.revoke("gone", now_text())
     expired = fleet.key("old", expires="2020-01-01")
@@ -86,7 +43,7 @@ def test_each_bad_request_gets_its_openai_error_and_never_reaches_the_model(flee
         ("non-string model", 400, bearer(key), json.dumps({**CHAT, "model": 7}).encode()),
         ("too large", 413, bearer(key), json.dumps({**CHAT, "pad": "x" * 4096}).encode()),
         ("unknown model", 404, bearer(key), json.dumps({**CHAT, "model": "nope"}).encode()),
-        ("wrong scope", 403, bearer(key), json.dumps({**CHAT, "model": Other}).encode()),
+        ("wrong scope", 403, bearer(key), json.dumps({**CHAT, "model": OTHER}).encode()),
     ]
     for case, status, headers, body in cases:
         response = httpx.post(chat, content=body, headers={**headers, "Content-Type": "application/json"})
@@ -95,8 +52,8 @@ def test_each_bad_request_gets_its_openai_error_and_never_reaches_the_model(flee
     assert fleet.upstream.received == []
     unknown = error_of(httpx.post(chat, json={**CHAT, "model": "nope"}, headers=bearer(key)))
     # The 404 lists what the key may use: its served name and the alias pointing at it, not the other model.
-    assert "gpt-4o-mini" in str(unknown["message"]) and ServedName in str(unknown["message"])
-    assert Other not in str(unknown["message"])
+    assert "gpt-4o-mini" in str(unknown["message"]) and SERVED in str(unknown["message"])
+    assert OTHER not in str(unknown["message"])
     assert "revoked" in str(error_of(httpx.post(chat, json=CHAT, headers=bearer(revoked)))["message"])
     assert "expired" in str(error_of(httpx.post(chat, json=CHAT, headers=bearer(expired)))["message"])
     assert httpx.get(f"{url}/sleep", headers=bearer(key)).status_code == 404
@@ -108,7 +65,7 @@ def test_alias_is_rewritten_to_the_served_name_with_the_models_credentials_not_t
     response = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "model": "gpt-4o-mini"}, headers=bearer(key))
     assert response.status_code == 200, response.text
     (received,) = fleet.upstream.received
-    assert received.body["model"] == ServedName
+    assert received.body["model"] == SERVED
     assert received.headers["modal-key"] == "wk-up" and received.headers["modal-secret"] == "ws-up"
     assert "authorization" not in received.headers
     assert received.headers["x-request-id"] == response.headers["x-request-id"]
@@ -117,16 +74,16 @@ def test_alias_is_rewritten_to_the_served_name_with_the_models_credentials_not_t
 def test_models_lists_exactly_what_each_key_may_use(fleet: Fleet) -> None:
     url = fleet.gateway()
     everything = fleet.key("all")
-    scoped = fleet.key("scoped", models=(Other,))
+    scoped = fleet.key("scoped", models=(OTHER,))
     by_alias = fleet.key("by-alias", models=("gpt-4o-mini",))
     ids = {
         name: [m.id for m in openai.OpenAI(base_url=f"{url}/v1", api_key=key).models.list()]
         for name, key in (("all", everything), ("scoped", scoped), ("by-alias", by_alias))
     }
     assert ids == {
-        "all": ["gpt-4o-mini", ServedName, Other],
-        "scoped": [Other],
-        "by-alias": ["gpt-4o-mini", ServedName],
+        "all": ["gpt-4o-mini", SERVED, OTHER],
+        "scoped": [OTHER],
+        "by-alias": ["gpt-4o-mini", SERVED],
     }
 
 
@@ -136,14 +93,14 @@ def test_stream_usage_is_counted_and_its_extra_event_removed_unless_the_client_a
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
     plain = list(
         client.chat.completions.create(
-            model=ServedName, messages=[{"role": "user", "content": "x"}], max_tokens=3, stream=True
+            model=SERVED, messages=[{"role": "user", "content": "x"}], max_tokens=3, stream=True
         )
     )
     assert [c.usage for c in plain] == [None, None, None]
     assert fleet.upstream.received[-1].body["stream_options"] == {"include_usage": True}
     asked = list(
         client.chat.completions.create(
-            model=ServedName,
+            model=SERVED,
             messages=[{"role": "user", "content": "x"}],
             max_tokens=2,
             stream=True,
@@ -154,7 +111,7 @@ def test_stream_usage_is_counted_and_its_extra_event_removed_unless_the_client_a
     ledger = Ledger(fleet.ledger_path)
     assert wait_until(lambda: sum(r.counts.requests for r in ledger.rows()) == 2, 10)
     (row,) = ledger.rows()
-    assert (row.key, row.model, row.counts.prompt_tokens, row.counts.completion_tokens) == ("alice", ServedName, 14, 5)
+    assert (row.key, row.model, row.counts.prompt_tokens, row.counts.completion_tokens) == ("alice", SERVED, 14, 5)
     assert row.counts.gpu_seconds > 0 and row.counts.cost_usd == pytest.approx(row.counts.gpu_seconds / 1000)
 
 
