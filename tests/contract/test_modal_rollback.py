@@ -181,6 +181,11 @@ def test_rollback_with_one_version_or_to_a_missing_version_fails_clearly(api: Mo
     assert fleet_cli(api, root, "rollback", MODEL, "--to", "latest").returncode == 1
     assert api.requests("AppRollback")[-1:] == [] or api.requests("AppRollback")[-1].version == 7
     assert drive(api, "state", root=root)["models"][MODEL]["version"] == "v1"
+    # A rollback that could not even start is in the deploy report too, as smoke's would be.
+    report = fleet_cli(api, root, "report", MODEL, "--json")
+    assert report.returncode == 0, report.stderr
+    part = json.loads(report.stdout)["models"][0]["parts"]["rollback"]
+    assert part["result"] == "failed" and "latest" in part["detail"]
 
 
 def test_rollback_on_the_local_target_is_a_clear_error(api: ModalApiRecorder, root: Path) -> None:

@@ -55,7 +55,7 @@ def main(argv: list[str]) -> Any:
     if verb == "history":
         return target.history(catalog.require(args[0]))
     if verb == "stop-containers":
-        return target.stop_containers(catalog.require(args[0]))
+        return target.force_cold_start(catalog.require(args[0]))
     if verb == "endpoint":
         return target.endpoint(catalog.require(args[0]))
     if verb == "status":

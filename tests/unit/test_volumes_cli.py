@@ -69,7 +69,11 @@ def test_verify_fails_on_a_damaged_file_and_names_it(local_model: Path, fleet_re
     code, out = _run("verify", "mine")
 
     assert code == 1
-    assert "not seeded mine: 1 file(s) missing or damaged: model.safetensors; run `fleet seed mine`" in out
+    assert "failed mine: local/mine@" in out
+    assert (
+        "is not seeded on modelfleet-weights: 1 file(s) missing or damaged: model.safetensors; run `fleet seed mine`"
+        in out
+    )
 
 
 def test_seed_needs_names_or_all() -> None:
@@ -95,5 +99,11 @@ def test_prune_asks_unless_yes_and_removes_only_stale_revisions(local_model: Pat
 
 def test_volume_folders_are_not_read_on_the_modal_target(local_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEET_TARGET", "modal")
-    code, out = _run("verify", "mine")
-    assert code == 1 and "reads the local volume folders" in out
+    for command in (["verify", "mine"], ["volumes", "prune", "--yes"]):
+        code, out = _run(*command)
+        assert code == 1 and "reads the local volume folders" in out, out
+        assert "modal volume ls modelfleet-weights" in out
+    # The listing still shows the declared volumes, and says where the Modal Volume's contents are.
+    code, out = _run("volumes")
+    assert code == 0 and "declared volumes (target modal)" in out
+    assert "list it with `modal volume ls modelfleet-weights --env" in out

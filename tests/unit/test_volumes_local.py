@@ -133,3 +133,58 @@ def test_the_local_volume_folder_is_named_like_the_declared_modal_volume(fleet_r
         'name = "team-weights"\npurpose = "weights"\nmount_path = "/w"\nread_only_when_serving = true\n'
     )
     assert local_volume_root(settings).name == "team-weights"
+
+
+def test_a_fleet_without_a_weights_volume_fails_the_same_way_on_both_targets(
+    fleet_repo: Path, source: Path, make_model: MakeModel
+) -> None:
+    from modelfleet.catalog import load_catalog
+    from modelfleet.targets.modal.bundle import make_bundle
+    from modelfleet.volumes.layout import VolumeNotDeclaredError
+
+    (fleet_repo / "volumes" / "weights.toml").unlink()
+    settings = FleetSettings()
+    catalog = load_catalog(settings)
+    # No silent "modelfleet-weights" locally while Modal refuses: one lookup, one error.
+    with pytest.raises(VolumeNotDeclaredError, match=r"volumes/: no valid volume with purpose = 'weights'; declare"):
+        local_volume_root(settings)
+    model = make_model("mine", {"source": "local", "path": str(source)})
+    with pytest.raises(VolumeNotDeclaredError, match="no valid volume with purpose = 'weights'"):
+        make_bundle(model, catalog, settings)
+
+
+def test_a_broken_volume_file_is_named_in_the_lookup_error(fleet_repo: Path) -> None:
+    from modelfleet.volumes.layout import VolumeNotDeclaredError
+
+    (fleet_repo / "volumes" / "weights.toml").write_text('name = "w"\npurpose = "weights"\nmount_path = "/w"\n')
+    with pytest.raises(VolumeNotDeclaredError, match=r"\(volumes/weights\.toml: read_only_when_serving: "):
+        local_volume_root(FleetSettings())
+
+
+def test_two_weights_volumes_are_refused(fleet_repo: Path) -> None:
+    from modelfleet.volumes.layout import VolumeNotDeclaredError
+
+    (fleet_repo / "volumes" / "more.toml").write_text(
+        'name = "more-weights"\npurpose = "weights"\nmount_path = "/w"\nread_only_when_serving = true\n'
+    )
+    with pytest.raises(
+        VolumeNotDeclaredError, match=r"several volumes with purpose = 'weights' \(modelfleet-weights, "
+    ):
+        local_volume_root(FleetSettings())
+
+
+def test_a_checkpoint_is_handed_out_only_once_seeded(source: Path, volume: Path, make_model: MakeModel) -> None:
+    from modelfleet.volumes.inventory import NotSeededError, WeightsVolume, seeded_checkpoint
+
+    model = make_model("mine", {"source": "local", "path": str(source)})
+    with pytest.raises(
+        NotSeededError, match=r"^mine: local/mine@\w+ is not seeded on volume: no manifest.*fleet seed mine"
+    ):
+        seeded_checkpoint(model, volume)
+    seeded = seed(model, volume)
+    assert (
+        seeded_checkpoint(model, volume) == seeded.checkpoint_dir == WeightsVolume("volume", volume).checkpoint(model)
+    )
+    (seeded.checkpoint_dir / "model.safetensors").write_bytes(b"short")
+    with pytest.raises(NotSeededError, match=r"1 file\(s\) missing or damaged: model\.safetensors"):
+        seeded_checkpoint(model, volume)

@@ -1,8 +1,9 @@
-"""After a deploy: ``fleet snapshot``, ``fleet smoke`` and ``fleet report``.
+"""After a deploy: ``fleet snapshot``, ``fleet smoke``, ``fleet rollback`` and ``fleet report``.
 
-CI runs them as separate steps after ``fleet deploy`` (``fleet rollback`` lives with the
-Modal commands); each adds its part to the model's report, and ``fleet report`` prints
-the whole of it for the job summary. Credentials: without ``FLEET_PROXY_TOKEN_ID`` /
+CI runs them as separate steps after ``fleet deploy``; each adds its part to the model's
+report, and ``fleet report`` prints the whole of it for the job summary. A rollback is
+recorded the same way whether ``fleet rollback`` or ``fleet smoke --rollback-on-failure``
+asked for it (:func:`roll_back`). Credentials: without ``FLEET_PROXY_TOKEN_ID`` /
 ``FLEET_PROXY_TOKEN_SECRET`` the target mints a token for this one command and deletes it
 after, also when the command fails (on Modal a proxy token allowed in the fleet's
 environment only, so CI keeps no long-lived token; locally one in the edge's token
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
@@ -73,8 +74,35 @@ def smoke(
             highlight=False,
         )
         if rollback_on_failure:
-            _rollback(target, model)
+            outcome = roll_back(target, model, None)
+            style = {"ok": "green", "failed": "red"}.get(outcome.result, "yellow")
+            where = f" to {outcome.version}" if outcome.version else ""
+            why = f" ({outcome.detail})" if outcome.detail else ""
+            err_console.print(
+                f"rollback of {model.name}{where}: [{style}]{outcome.result}[/{style}]{why}", highlight=False
+            )
         raise typer.Exit(1)
+
+
+def rollback(
+    name: str = typer.Argument(help="Model folder name."),
+    to: str | None = typer.Option(
+        None, "--to", help="Version to restore, e.g. v3 (default: the one before the live version)."
+    ),
+) -> None:
+    """Serve an earlier version of a model again (on Modal: its app rollback, strategy recreate).
+
+    The rollback is a new version on Modal; the fleet state then names that version with the
+    spec of the version it restored. The local target keeps no versions: the command says
+    so and exits 1. Either way the model's deploy report records what happened.
+    """
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        model = catalog.require(name)
+        outcome = roll_back(get_target(settings), model, to)
+        if outcome.result != "ok":
+            raise UserError(f"rollback of {name} {outcome.result}: {outcome.detail}")
+        console.print(f"{outcome.app}: {outcome.detail}, now live as {outcome.version}", highlight=False)
 
 
 def snapshot(
@@ -89,14 +117,13 @@ def snapshot(
         settings, catalog = load_settings_and_catalog()
         model = catalog.require(name)
         target = get_target(settings)
-        force = _cold_start_method(target)
         url = target.endpoint(model)
         limit = timeout or float(model.spec.scaling.startup_timeout + PROBE_MARGIN_SECONDS)
-        enabled = model.spec.snapshot.enabled and _snapshots_supported(target)
+        enabled = model.spec.snapshot.enabled and target.supports_snapshots
         with proxy_credentials(target, "snapshot") as (credentials, _):
             report = build_snapshot(
                 lambda: probe_boot(url, credentials, model.served_name, timeout=limit),
-                lambda: force(model),
+                lambda: target.force_cold_start(model),
                 snapshots_enabled=enabled,
                 max_tries=tries,
             )
@@ -145,49 +172,18 @@ def proxy_credentials(target: Target, purpose: str) -> Iterator[tuple[Credential
         minted.__exit__(None, None, None)
 
 
-def _rollback(target: Target, model: CatalogModel) -> None:
-    """Roll back after a failed smoke, if the target can; the outcome goes into the report."""
-    rollback: Callable[[CatalogModel, str | None], DeployOutcome] | None = getattr(target, "rollback", None)
-    if rollback is None:
-        outcome = DeployOutcome(
-            model.name,
-            target.settings.app_name(model.name),
-            "skipped",
-            0.0,
-            detail=f"the {target.name} target has no rollback",
-        )
-    else:
-        try:
-            outcome = rollback(model, None)
-        except FleetError as error:
-            outcome = DeployOutcome(model.name, target.settings.app_name(model.name), "failed", 0.0, detail=str(error))
+def roll_back(target: Target, model: CatalogModel, to_version: str | None) -> DeployOutcome:
+    """Ask the target to roll back and record the outcome in the model's deploy report, whatever it is.
+
+    A FleetError (no earlier version, Modal unreachable) is a failed outcome, recorded like
+    any other, so CI's report never shows "-" for a model whose rollback was attempted.
+    """
+    try:
+        outcome = target.rollback(model, to_version)
+    except FleetError as error:
+        outcome = DeployOutcome(model.name, target.settings.app_name(model.name), "failed", 0.0, detail=str(error))
     record_rollback(target.settings, outcome, target=target.name)
-    style = {"ok": "green", "failed": "red"}.get(outcome.result, "yellow")
-    where = f" to {outcome.version}" if outcome.version else ""
-    why = f" ({outcome.detail})" if outcome.detail else ""
-    err_console.print(f"rollback of {model.name}{where}: [{style}]{outcome.result}[/{style}]{why}", highlight=False)
-
-
-def _cold_start_method(target: Target) -> Callable[[CatalogModel], None]:
-    """The target's way to make the next request meet a fresh boot."""
-    # ModalTarget calls it stop_containers (scale to zero); other targets force_cold_start.
-    for name in ("force_cold_start", "stop_containers"):
-        method: Callable[[CatalogModel], None] | None = getattr(target, name, None)
-        if method is not None:
-            return method
-    raise UserError(
-        f"the {target.name} target cannot force a cold start yet (it has no force_cold_start(model)); "
-        "`fleet snapshot` needs one to build and measure snapshots"
-    )
-
-
-def _snapshots_supported(target: Target) -> bool:
-    """Whether boots on this target can ever be restores (CPU processes on this machine cannot)."""
-    supported = getattr(target, "supports_snapshots", None)
-    if isinstance(supported, bool):
-        return supported
-    # Targets that do not say: only Modal takes memory snapshots.
-    return target.name == "modal"
+    return outcome
 
 
 def _version(target: Target, model: CatalogModel) -> str:
@@ -241,7 +237,8 @@ def _print_snapshot(model: str, report: SnapshotReport, *, declared: bool, targe
 
 
 def register(app: typer.Typer) -> None:
-    """Add snapshot, smoke and report."""
+    """Add snapshot, smoke, rollback and report."""
     app.command()(snapshot)
     app.command()(smoke)
+    app.command()(rollback)
     app.command()(report)

@@ -2,14 +2,14 @@
 
 Seeding goes through the target (on Modal a function with the volume mounted does
 it, so weights never pass through the machine running the CLI). Verify, list and
-prune read the volume folders of the local target: on Modal the seed function
-verifies on every run, and its volumes are listed by ``modal volume ls``.
+prune use the weights volume the target hands out (``Target.weights_volume``): the
+local target's folder; on Modal an error naming ``modal volume ls`` (the seed function
+verifies the volume on every run there).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -19,7 +19,7 @@ from modelfleet.cli.common import UserError, console, load_settings_and_catalog,
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.base import OnEvent, Target
 from modelfleet.terminal import is_interactive
-from modelfleet.volumes import SeededRevision, WeightsLocation, local_volume_root, location, prune, scan, verify_model
+from modelfleet.volumes.inventory import NotSeededError, SeededRevision, VolumeNotHereError
 
 volumes_app = typer.Typer(
     name="volumes",
@@ -53,19 +53,20 @@ def verify_command(
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         models = _select(catalog, names or [], all_models=all_models)
-        root = _local_root(settings, "fleet verify")
+        volume = _target(settings).weights_volume()
         failed = False
         for model in models:
             started = time.monotonic()
-            result = verify_model(model, root)
-            took = time.monotonic() - started
-            if result.ok:
-                console.print(
-                    f"[green]ok[/green] {model.name}: {result.files} files, {_size(result.bytes)} verified in {took:.1f}s"
-                )
-            else:
+            try:
+                result = volume.verify(model)
+            except NotSeededError as error:
                 failed = True
-                console.print(f"[red]not seeded[/red] {model.name}: {result.reason}; run `fleet seed {model.name}`")
+                console.print(f"[red]failed[/red] {error}", highlight=False)
+                continue
+            took = time.monotonic() - started
+            console.print(
+                f"[green]ok[/green] {model.name}: {result.files} files, {_size(result.bytes)} verified in {took:.1f}s"
+            )
         if failed:
             raise typer.Exit(1)
 
@@ -78,16 +79,17 @@ def volumes_command(ctx: typer.Context) -> None:
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         _print_declared(settings, catalog)
-        if settings.target != "local":
-            console.print(f"contents of Modal volumes: `modal volume ls {_weights_name(catalog)}`")
+        try:
+            volume = _target(settings).weights_volume()
+        except VolumeNotHereError as error:
+            # Declared volumes are listed on every target; their contents only where readable.
+            console.print(str(error), highlight=False)
             return
-        root = local_volume_root(settings)
-        revisions = scan(root, catalog.models.values())
-        _print_revisions(revisions)
-        on_volume = {(r.where.repo_id, r.where.revision) for r in revisions}
-        missing = [m.name for m in catalog.models.values() if _key(location(m, root)) not in on_volume]
+        models = list(catalog.models.values())
+        _print_revisions(volume.revisions(models))
+        missing = volume.unseeded(models)
         if missing:
-            console.print(f"not seeded yet: {', '.join(sorted(missing))} (`fleet seed NAME` or `fleet seed --all`)")
+            console.print(f"not seeded yet: {', '.join(missing)} (`fleet seed NAME` or `fleet seed --all`)")
 
 
 @volumes_app.command("prune")
@@ -101,7 +103,8 @@ def prune_command(yes: bool = typer.Option(False, "--yes", "-y", help="Do not as
                 f"{len(catalog.errors)} model folder(s) do not validate (see `fleet validate`); "
                 "fix them first so their weights are not taken for stale ones"
             )
-        stale = [r for r in scan(_local_root(settings, "fleet volumes prune"), catalog.models.values()) if r.stale]
+        volume = _target(settings).weights_volume()
+        stale = [r for r in volume.revisions(catalog.models.values()) if r.stale]
         if not stale:
             console.print("nothing to prune: every revision on the volume is used by a model")
             return
@@ -110,7 +113,7 @@ def prune_command(yes: bool = typer.Option(False, "--yes", "-y", help="Do not as
             if not is_interactive():
                 raise UserError("refusing to prune without confirmation when not at a terminal: pass --yes")
             typer.confirm(f"remove {len(stale)} revision(s), {_size(sum(r.bytes for r in stale))}?", abort=True)
-        console.print(f"pruned {len(stale)} revision(s), {_size(prune(stale))} freed")
+        console.print(f"pruned {len(stale)} revision(s), {_size(volume.prune(stale))} freed")
 
 
 def _select(catalog: Catalog, names: list[str], *, all_models: bool) -> list[CatalogModel]:
@@ -133,15 +136,6 @@ def _target(settings: FleetSettings) -> Target:
             f"target {settings.target!r} is not available in this install; on Modal the seeding function is "
             "deployed by `fleet deploy`, or seed locally with FLEET_TARGET=local"
         ) from None
-
-
-def _local_root(settings: FleetSettings, command: str) -> Path:
-    if settings.target != "local":
-        raise UserError(
-            f"`{command}` reads the local volume folders (FLEET_TARGET=local); on Modal every `fleet seed` "
-            "verifies the volume's manifest before it downloads anything"
-        )
-    return local_volume_root(settings)
 
 
 def _event_lines() -> OnEvent:
@@ -184,14 +178,6 @@ def _print_revisions(revisions: list[SeededRevision], *, title: str = "seeded on
         table.add_row(r.where.repo_id, r.where.revision[:16], ", ".join(r.models) or "-", _size(r.bytes), state)
     console.print(table)
     console.print("seeded = manifest present and sizes match; `fleet verify NAME` re-hashes every file")
-
-
-def _key(where: WeightsLocation) -> tuple[str, str]:
-    return (where.repo_id, where.revision)
-
-
-def _weights_name(catalog: Catalog) -> str:
-    return next((v.name for v in catalog.volumes.values() if v.purpose == "weights"), "modelfleet-weights")
 
 
 def _size(n_bytes: int) -> str:

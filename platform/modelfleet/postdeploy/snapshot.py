@@ -83,7 +83,7 @@ class SnapshotReport:
 
 def build_snapshot(
     probe: Callable[[], BootProbe],
-    force_cold_start: Callable[[], None],
+    force_cold_start: Callable[[], object],
     *,
     snapshots_enabled: bool,
     max_tries: int = DEFAULT_MAX_TRIES,

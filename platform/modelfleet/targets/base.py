@@ -10,12 +10,15 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from modelfleet.catalog import CatalogModel
 from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.state import FleetState
+
+if TYPE_CHECKING:
+    from modelfleet.volumes.inventory import WeightsVolume
 
 Result = Literal["ok", "failed", "skipped", "unchanged"]
 
@@ -52,7 +55,12 @@ class ModelStatus:
 
 
 class Target(Protocol):
-    """Seed, deploy, status, teardown: the same verbs on Modal and on this machine."""
+    """Seed, deploy, status, cold start, rollback, teardown: the same verbs on Modal and on this machine.
+
+    Every verb the CLI uses is here, with one signature on both targets; where a target
+    cannot do something it says so in its answer (a "skipped" outcome, a FleetError with
+    the way to do it there), so the CLI never asks which target it talks to.
+    """
 
     name: str
     settings: FleetSettings
@@ -84,6 +92,29 @@ class Target(Protocol):
 
     def teardown(self, models: list[CatalogModel]) -> list[DeployOutcome]:
         """Stop the models' apps or processes."""
+        ...
+
+    def force_cold_start(self, model: CatalogModel) -> int:
+        """Stop what serves the model and return once none of it is left, so the next request boots afresh.
+
+        Returns how many containers (Modal) or engines (local) were stopped, 0 when none was
+        warm; ``fleet snapshot`` calls it before each try.
+        """
+        ...
+
+    def rollback(self, model: CatalogModel, to_version: str | None = None) -> DeployOutcome:
+        """Serve ``to_version`` (``v3``), or the version before the live one, again; record it in the state.
+
+        A target that keeps no versions answers a "skipped" outcome that says so: ``fleet
+        rollback`` then exits 1, ``fleet smoke --rollback-on-failure`` records it as skipped.
+        """
+        ...
+
+    def weights_volume(self) -> WeightsVolume:
+        """The weights volume as this machine reads it (list, verify, prune what is seeded).
+
+        A FleetError naming the target's own tool where its volume is not readable from here.
+        """
         ...
 
     def log_path(self, model: CatalogModel) -> Path:

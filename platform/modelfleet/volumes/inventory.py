@@ -4,6 +4,10 @@ A revision is *stale* when no model of the catalog declares it any more (a model
 removed or moved to a new commit). Stale revisions only cost disk (and money on
 Modal); ``fleet volumes prune`` removes them, manifest first so a half-pruned
 revision never looks seeded.
+
+:class:`WeightsVolume` is what a target hands the CLI (``Target.weights_volume``): a
+weights volume this machine can read, with the verbs ``fleet volumes``, ``fleet verify``
+and ``fleet volumes prune`` need, so the CLI never asks which target it talks to.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from pathlib import Path
 from typing import Literal
 
 from modelfleet.catalog import CatalogModel
+from modelfleet.errors import FleetError
 from modelfleet.volumes.layout import WeightsLocation, location, repo_id_of
-from modelfleet.volumes.manifest import check_sizes
+from modelfleet.volumes.manifest import VerifyResult, check_sizes
+from modelfleet.volumes.seeder import verify_model
 
 RevisionState = Literal["seeded", "incomplete", "damaged"]
 
@@ -34,6 +40,73 @@ class SeededRevision:
     def stale(self) -> bool:
         """No model references this revision."""
         return not self.models
+
+
+@dataclass(frozen=True)
+class WeightsVolume:
+    """A weights volume readable from this machine: its name and the folder holding its files."""
+
+    name: str
+    root: Path
+
+    def revisions(self, models: Iterable[CatalogModel]) -> list[SeededRevision]:
+        """Every revision on the volume, with the models that declare it (see :func:`scan`)."""
+        return scan(self.root, models)
+
+    def unseeded(self, models: Iterable[CatalogModel]) -> list[str]:
+        """Names of the models whose declared revision is not on the volume at all."""
+        on_volume = {(r.where.repo_id, r.where.revision) for r in self.revisions([])}
+        missing = []
+        for model in models:
+            where = location(model, self.root)
+            if (where.repo_id, where.revision) not in on_volume:
+                missing.append(model.name)
+        return sorted(missing)
+
+    def checkpoint(self, model: CatalogModel) -> Path:
+        """The model's checkpoint folder once seeded (see :func:`seeded_checkpoint`)."""
+        return seeded_checkpoint(model, self.root)
+
+    def verify(self, model: CatalogModel) -> VerifyResult:
+        """Re-hash every file of the model's seeded revision; :class:`NotSeededError` when one is missing or damaged."""
+        result = verify_model(model, self.root)
+        if not result.ok:
+            raise NotSeededError(not_seeded_message(model, location(model, self.root), result.reason))
+        return result
+
+    def prune(self, revisions: Iterable[SeededRevision]) -> int:
+        """Remove the given revisions (the stale ones); returns the bytes freed."""
+        return prune(revisions)
+
+
+class VolumeNotHereError(FleetError):
+    """The target's weights volume is not readable from this machine (a Modal Volume); the message says how to list it."""
+
+
+class NotSeededError(FleetError):
+    """A model's declared revision is not (completely) on its weights volume."""
+
+
+def seeded_checkpoint(model: CatalogModel, volume_root: Path) -> Path:
+    """The checkpoint folder vLLM loads for ``model``; :class:`NotSeededError` unless its manifest says complete.
+
+    The one check of "is this model seeded" before anything uses its weights: the manifest
+    exists (written last by a seed) and every file has its size. Re-hashing is ``fleet
+    verify``'s job (:meth:`WeightsVolume.verify`), too slow for every start.
+    """
+    where = location(model, volume_root)
+    found = check_sizes(where.snapshot, where.manifest)
+    if not found.ok:
+        raise NotSeededError(not_seeded_message(model, where, found.reason))
+    return where.snapshot
+
+
+def not_seeded_message(model: CatalogModel, where: WeightsLocation, reason: str) -> str:
+    """The one wording of a missing or damaged revision: which model, which revision, on which volume, the fix."""
+    return (
+        f"{model.name}: {where.repo_id}@{where.revision[:16]} is not seeded on {where.root.name}: {reason}; "
+        f"run `fleet seed {model.name}`"
+    )
 
 
 def scan(volume_root: Path, models: Iterable[CatalogModel]) -> list[SeededRevision]:

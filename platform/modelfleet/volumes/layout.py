@@ -9,16 +9,22 @@ beside, in ``<root>/.manifests/``, never inside a checkpoint vLLM reads.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from modelfleet.catalog import CatalogModel
+from modelfleet.catalog import Catalog, CatalogModel, load_catalog
+from modelfleet.errors import FleetError
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.volume import VolumeSpec
 from modelfleet.spec.weights import HuggingFaceWeights, LocalWeights, PypiWeights
 
 MANIFEST_DIR = ".manifests"
+VolumePurpose = Literal["weights", "compile-cache"]
+
+
+class VolumeNotDeclaredError(FleetError):
+    """``volumes/`` declares no volume, or several, of a purpose the fleet needs."""
 
 
 @dataclass(frozen=True)
@@ -84,25 +90,36 @@ def checkpoint_dir(model: CatalogModel, volume_root: Path) -> Path:
     return location(model, volume_root).snapshot
 
 
-def local_volume_root(settings: FleetSettings, purpose: str = "weights") -> Path:
+def local_volume_root(settings: FleetSettings, purpose: VolumePurpose = "weights") -> Path:
     """The local target's folder for the declared volume of ``purpose`` (``.fleet/volumes/<name>``).
 
-    The folder is named like the Modal Volume, so the two targets talk about the same
-    thing; ``modelfleet-<purpose>`` when no ``volumes/*.toml`` declares one.
+    The folder is named like the Modal Volume (:func:`declared_volume`), so the two
+    targets talk about the same thing.
     """
-    return settings.state_path / "volumes" / declared_volume_name(settings.root, purpose)
+    return settings.state_path / "volumes" / declared_volume(load_catalog(settings), purpose).name
 
 
-def declared_volume_name(root: Path, purpose: str) -> str:
-    """The name ``volumes/*.toml`` gives the volume of ``purpose``."""
-    for file in sorted((root / "volumes").glob("*.toml")):
-        try:
-            volume = VolumeSpec.model_validate(tomllib.loads(file.read_text()))
-        except (OSError, ValueError):
-            continue  # a broken file is reported by `fleet validate`; fall back to the default name
-        if volume.purpose == purpose:
-            return volume.name
-    return f"modelfleet-{purpose}"
+def declared_volume(catalog: Catalog, purpose: VolumePurpose) -> VolumeSpec:
+    """The one volume of ``purpose`` that ``volumes/*.toml`` declares: the fleet's only lookup of it.
+
+    Both targets, the Modal bundle and the CLI name their volumes through here, so a fleet
+    without (or with two) weights volumes fails the same way everywhere, with the fix,
+    instead of one target falling back to a default name the other never uses.
+    """
+    found = [v for v in catalog.volumes.values() if v.purpose == purpose]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = ", ".join(sorted(v.name for v in found))
+        raise VolumeNotDeclaredError(
+            f"volumes/: several volumes with purpose = {purpose!r} ({names}); keep exactly one"
+        )
+    broken = [p.render(catalog.root) for p in catalog.problems if p.file.parent.name == "volumes"]
+    why = f" ({'; '.join(broken)})" if broken else ""
+    raise VolumeNotDeclaredError(
+        f"volumes/: no valid volume with purpose = {purpose!r}{why}; declare one (e.g. volumes/{purpose}.toml) "
+        "so both targets know where weights and vLLM's cache live"
+    )
 
 
 def repo_id_of(repo_folder: Path) -> str:

@@ -26,6 +26,8 @@ from modelfleet.state import DeployRecord, FleetState, load_state_file, save_sta
 from modelfleet.targets.base import DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
 from modelfleet.targets.local.processes import is_alive, stop_group, tree_rss_bytes
 from modelfleet.targets.local.runs import LocalRun, RunBook
+from modelfleet.volumes import local_volume_root, seed
+from modelfleet.volumes.inventory import WeightsVolume
 
 HEALTH_POLL_SECONDS = 0.5
 
@@ -52,8 +54,6 @@ class LocalTarget:
         return self._seed(models, on_event, progress=True)
 
     def _seed(self, models: list[CatalogModel], on_event: OnEvent, *, progress: bool) -> list[DeployOutcome]:
-        from modelfleet.volumes import local_volume_root, seed
-
         outcomes = []
         for model in models:
             started = time.monotonic()
@@ -214,8 +214,8 @@ class LocalTarget:
             outcomes.append(self._outcome(model, "ok", started, detail="stopped"))
         return outcomes
 
-    def force_cold_start(self, model: CatalogModel) -> None:
-        """Kill the model's engine and return once it is gone; the supervisor boots a fresh one.
+    def force_cold_start(self, model: CatalogModel) -> int:
+        """Kill the model's engine and return once it is gone (1, or 0 when none ran); the supervisor boots a fresh one.
 
         The local stand-in for scaling to zero: the next request meets a cold boot
         (it counts as one of the supervisor's restarts).
@@ -225,6 +225,30 @@ class LocalTarget:
             raise FleetError(f"{model.name} is not running on the local target: run `fleet up {model.name}`")
         if run.engine_pid and is_alive(run.engine_pid):
             stop_group(run.engine_pid, grace=30.0)
+            return 1
+        return 0
+
+    def rollback(self, model: CatalogModel, to_version: str | None = None) -> DeployOutcome:
+        """A "skipped" outcome: processes on this machine serve the working tree, and no earlier version is kept.
+
+        Restarting with an older spec is a ``git checkout`` and ``fleet up`` away, which the
+        fleet must not do to a user's working tree by itself.
+        """
+        return DeployOutcome(
+            model=model.name,
+            app=self.settings.app_name(model.name),
+            result="skipped",
+            seconds=0.0,
+            detail=(
+                "the local target has no rollback: it keeps no versions, only the working tree; "
+                "rollback needs FLEET_TARGET=modal (or target = 'modal' in fleet.toml)"
+            ),
+        )
+
+    def weights_volume(self) -> WeightsVolume:
+        """The local weights volume: the folder under ``.fleet/volumes/`` named like the Modal Volume."""
+        root = local_volume_root(self.settings)
+        return WeightsVolume(name=root.name, root=root)
 
     def log_path(self, model: CatalogModel) -> Path:
         """Where the model's supervisor and vLLM write their output."""

@@ -1,9 +1,9 @@
 """The Modal target: one authenticated, autoscaled app per model, deployed with the real modal client.
 
 Verbs shared with the local target (``Target``): seed, deploy, deployed_state,
-endpoint, status, teardown. Modal-only verbs the post-deploy jobs use: rollback,
-history, stop_containers (force cold starts for the snapshot job) and orphans.
-Every verb checks for Modal credentials before it builds or sends anything.
+endpoint, status, force_cold_start (stop every container: the snapshot job's cold
+starts), rollback, weights_volume, teardown. Modal-only: history and orphans.
+Every verb that talks to Modal checks for credentials before it builds or sends anything.
 
 Serving primitive (decided per model from its spec, ``primitive.py``, sources there): a
 Modal Server (``@app.server``: the port forwarded with no Python relay, concurrency and
@@ -43,6 +43,8 @@ from modelfleet.targets.modal.client import ModalCommandError, checked_json, req
 from modelfleet.targets.modal.deploy import deploy_all, deployed_web_url, latest_version
 from modelfleet.targets.modal.proxy_tokens import temporary_proxy_token
 from modelfleet.targets.modal.state_store import StateStore
+from modelfleet.volumes.inventory import VolumeNotHereError, WeightsVolume
+from modelfleet.volumes.layout import declared_volume
 
 SEED_TIMEOUT = 5 * 3600.0
 _VERSION = re.compile(r"^v?(\d+)$")
@@ -182,9 +184,9 @@ class ModalTarget:
         with temporary_proxy_token(self._env, purpose) as credentials:
             yield credentials
 
-    # -- Modal-only ---------------------------------------------------------------------------
+    # -- Target: after a deploy (history and orphans are Modal-only) -------------------------
 
-    def rollback(self, model: CatalogModel | str, to_version: str | None = None) -> DeployOutcome:
+    def rollback(self, model: CatalogModel, to_version: str | None = None) -> DeployOutcome:
         """Serve ``to_version`` (``v3`` or ``3``) again, or the version before the live one, and
         record what Modal then serves.
 
@@ -201,7 +203,7 @@ class ModalTarget:
         the bad version answers the smoke test that follows.
         """
         require_credentials()
-        name = model if isinstance(model, str) else model.name
+        name = model.name
         app = self._app(name)
         started = time.monotonic()
         before = self.history(name)
@@ -252,8 +254,8 @@ class ModalTarget:
         rows: list[dict[str, Any]] = checked_json("app", "history", self._app(model), "--env", self._env, "--json")
         return rows
 
-    def stop_containers(self, model: CatalogModel | str) -> int:
-        """Stop every running container of the model's app (the next request boots a fresh one)."""
+    def force_cold_start(self, model: CatalogModel) -> int:
+        """Stop every running container of the model's app; returns how many (the next request boots a fresh one)."""
         require_credentials()
         app = self._apps().get(self._app(model))
         if not app:
@@ -266,6 +268,19 @@ class ModalTarget:
                 raise ModalCommandError(f"cannot stop container {row['container_id']}: {done.reason()}")
             stopped += 1
         return stopped
+
+    def weights_volume(self) -> WeightsVolume:
+        """Never: the Modal Volume is not on this machine; the error names Modal's own listing command.
+
+        Every ``fleet seed`` on Modal verifies the volume's manifest before it downloads
+        anything, so a separate verify is not needed there.
+        """
+        name = declared_volume(self._catalog(), "weights").name
+        raise VolumeNotHereError(
+            f"{name} is a Modal Volume, and this command reads the local volume folders (FLEET_TARGET=local): "
+            f"list it with `modal volume ls {name} --env {self._env}`; every `fleet seed` on Modal verifies "
+            "its manifest before it downloads anything"
+        )
 
     def orphans(self, catalog: Catalog) -> list[str]:
         """Deployed apps with the fleet's prefix that no model folder declares any more."""

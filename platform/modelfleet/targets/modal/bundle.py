@@ -22,8 +22,7 @@ from modelfleet.catalog import Catalog, CatalogModel
 from modelfleet.errors import FleetError
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.model import ModelSpec
-from modelfleet.spec.volume import VolumeSpec
-from modelfleet.volumes.layout import checkpoint_dir
+from modelfleet.volumes.layout import checkpoint_dir, declared_volume
 
 BUNDLE_ENV = "FLEET_MODAL_BUNDLE"
 MODEL_ENV = "FLEET_MODEL"
@@ -32,7 +31,7 @@ CONTAINER_MODELS_DIR = PurePosixPath("/fleet/models")
 
 
 class BundleError(FleetError):
-    """The app module cannot tell which model it serves, or the fleet lacks a volume."""
+    """The app module cannot tell which model it serves."""
 
 
 class MountedVolume(BaseModel):
@@ -81,8 +80,8 @@ class ModelBundle(BaseModel):
 
 def make_bundle(model: CatalogModel, catalog: Catalog, settings: FleetSettings) -> ModelBundle:
     """The bundle for ``model``: its effective spec and the fleet's declared volumes."""
-    weights = _volume(catalog, "weights")
-    cache = _volume(catalog, "compile-cache")
+    weights = declared_volume(catalog, "weights")
+    cache = declared_volume(catalog, "compile-cache")
     return ModelBundle(
         model=model.name,
         app_name=settings.app_name(model.name),
@@ -93,19 +92,6 @@ def make_bundle(model: CatalogModel, catalog: Catalog, settings: FleetSettings) 
         compile_cache=MountedVolume(name=cache.name, mount_path=cache.mount_path),
         checkpoint=str(checkpoint_dir(model, Path(weights.mount_path))),
     )
-
-
-def _volume(catalog: Catalog, purpose: str) -> VolumeSpec:
-    found = [v for v in catalog.volumes.values() if v.purpose == purpose]
-    if not found:
-        raise BundleError(
-            f"volumes/: no volume with purpose = {purpose!r}; declare one (e.g. volumes/{purpose}.toml) "
-            "so Modal apps know where weights and vLLM's cache live"
-        )
-    if len(found) > 1:
-        names = ", ".join(sorted(v.name for v in found))
-        raise BundleError(f"volumes/: several volumes with purpose = {purpose!r} ({names}); keep exactly one")
-    return found[0]
 
 
 def load_bundle() -> ModelBundle:
