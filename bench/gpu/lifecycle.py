@@ -2,8 +2,9 @@
 
 Runs on the GPU device machine (``bench/gpu/device.sh`` gets vLLM there). Every step is
 the runtime's: ``vllm_command``/``vllm_env`` build the argv and environment from a
-``ModelSpec``, ``Engine`` starts, waits, warms up, sleeps and wakes vLLM exactly as the
-Modal snapshot hooks do, and ``edge_server`` in modal-proxy mode fronts it. Phases:
+``ModelSpec``, ``Engine`` starts and waits for vLLM and its ``client`` warms up, sleeps and
+wakes it exactly as the Modal snapshot hooks do, and ``edge_server`` in modal-proxy mode
+fronts it. Phases:
 
 1. cold boot, empty VLLM_CACHE_ROOT: seconds to /health 200; stop;
 2. boot again with the cache warm; keep it;

@@ -6,7 +6,8 @@ as orphans holding memory (and, on a GPU, the device). So the engine runs vLLM u
 this guardian: the guardian gets SIGTERM when its parent dies, and whenever it ends --
 parent gone, stop requested, or vLLM exited by itself -- it clears the process group
 it leads. Run as ``python -m modelfleet.runtime.guardian GRACE_SECONDS -- ARGV...``, or
-start a command under it from Python with ``spawn`` (the edge process in a Modal container).
+start a command under it from Python with ``spawn`` (vLLM, from ``engine.Engine``; the edge
+process in a Modal container, from ``edge_process.EdgeProcess``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ GUARDIAN = Path(__file__)
 PR_SET_PDEATHSIG = 1
 # The kernel sends PR_SET_PDEATHSIG when the *thread* that forked the child ends, not the
 # process: Modal runs enter hooks on threads that may end, so every spawn forks from this
-# one thread, which lives as long as the interpreter (engine.py does the same for vLLM).
+# one thread, which lives as long as the interpreter.
 _LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guardian-launcher")
 
 
