@@ -37,6 +37,7 @@ from grpclib.server import Stream
 from modal_proto import api_grpc, api_pb2
 
 from .modal_api_handlers import ModalApiHandlers
+from .modal_api_latency import NO_LATENCY, LatencyProfile
 from .modal_api_server import AbortableServer
 from .modal_api_state import AppRecord, ContainerRecord, ModalState, new_object_id
 
@@ -51,6 +52,10 @@ def _make_rpc(name: str) -> Callable[[Any, Stream[Any, Any]], Any]:
     async def rpc(self: _Servicer, stream: Stream[Any, Any]) -> None:
         request = await stream.recv_message()
         assert request is not None
+        delay = self._recorder.latency.delay(name)
+        if delay:
+            # On the server's loop: calls in flight wait side by side, as against a remote API.
+            await asyncio.sleep(delay)
         meta = {k: v for k, v in (stream.metadata or {}).items() if isinstance(v, str)}
         responses = self._recorder._handle(name, request, meta)
         for response in responses:
@@ -67,7 +72,10 @@ class _Servicer(api_grpc.ModalClientBase):
         self._recorder = recorder
 
 
-for _name in sorted(_Servicer.__abstractmethods__):
+# Every RPC of Modal's API (the names a latency profile may use).
+API_RPCS: frozenset[str] = frozenset(_Servicer.__abstractmethods__)
+
+for _name in sorted(API_RPCS):
     setattr(_Servicer, _name, _make_rpc(_name))
 _Servicer.__abstractmethods__ = frozenset()
 
@@ -89,6 +97,8 @@ class ModalApiRecorder(ModalApiHandlers):
         ``secret_names()`` / ``volume_names()`` list what exists.
       - Containers: ``start_container(app_name)`` pretends Modal started one (of the live
         version); ``running_containers(app_name)``; ``containers(app_name)``: every record.
+      - ``latency``: a ``LatencyProfile`` (how long each RPC takes to answer; none by default,
+        benchmarks pass ``LatencyProfile.from_file()``).
       - Failure injection: ``fail_function_create_for(app_substring)``, ``fail_container_stop()``,
         ``go_away(after_calls)``,
         ``stop()``.
@@ -101,11 +111,14 @@ class ModalApiRecorder(ModalApiHandlers):
         image_builder_version: str = "2025.06",
         workspace: str = "modelfleet-test",
         strict_lookups: bool = True,
+        latency: LatencyProfile = NO_LATENCY,
     ) -> None:
         """``strict_lookups`` (default, as on Modal): a Volume or Secret looked up by name without
         create_if_missing is NOT_FOUND until it exists (``create_volume`` / ``create_secret``),
         and a Secret without a required key fails. ``False`` lets missing ones spring into
-        existence, for tests about something else entirely."""
+        existence, for tests about something else entirely. ``latency``: per-RPC answer delays
+        (``modal_api_latency``); off unless given, so tests stay fast."""
+        self.latency = latency
         self.state = ModalState(
             environment=environment,
             image_builder_version=image_builder_version,

@@ -1,11 +1,18 @@
-"""Deploy models as Modal apps, in parallel, each with the real ``modal deploy``.
+"""Deploy models as Modal apps, in parallel, through the modal SDK in this process.
 
-One subprocess per model (``modal deploy -m modelfleet.targets.modal.entry --name
-APP --env ENV --tag TAG``) with the model's bundle in its environment; at most
-``deploy_concurrency`` at once. A failure -- a bad GPU name refused by Modal, a Secret
-that does not exist, an image that does not build, the API going away -- ends that
-model's deploy and is reported from the exit code with the client's last error line;
-the others carry on.
+Each model's app is built from its bundle by the very module ``modal deploy -m
+modelfleet.targets.modal.entry`` imports (``app_build.build_app``: same definitions, so a
+container rebuilds the same app) and published with ``App.deploy(name=APP,
+environment_name=ENV, tag=TAG)`` -- the SDK call behind ``modal deploy`` (modal/app.py
+``deploy`` -> modal/runner.py ``_deploy_app``). At most ``deploy_concurrency`` at once.
+Why not a ``modal deploy`` process per model, as before: each spent ~1.2-1.5 CPU-seconds
+importing modal, pydantic and the platform, so 50 models on two cores were bound by
+process start-up; here those imports happen once (``bench/deploy_scale.py`` measures both).
+
+A failure -- a bad GPU name refused by Modal, a Secret that does not exist, an image that
+does not build, the API going away -- ends that model's deploy and is reported with the
+line the CLI would have printed (``Error: <message>``, modal/__main__.py); the others
+carry on. A deploy that hangs is cancelled after ``DEPLOY_TIMEOUT`` and reported as such.
 
 What a deploy produced is read back through interfaces meant for programs, never
 from the CLI's human output (modal 1.6.4's ``modal deploy`` has no ``--json``): the
@@ -17,18 +24,21 @@ lookup ``fleet status`` uses). Then the version is recorded in the fleet state D
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+import modal
 
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord
 from modelfleet.targets.base import DeployOutcome, OnEvent, Result
 from modelfleet.targets.modal.app import SERVER_CLASS, WEB_METHOD
-from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle
-from modelfleet.targets.modal.client import ModalCommandError, checked_json, run_modal
+from modelfleet.targets.modal.app_build import AppBuildError, build_app
+from modelfleet.targets.modal.bundle import ModelBundle
+from modelfleet.targets.modal.client import ModalCommandError, checked_json
 
-ENTRY_MODULE = "modelfleet.targets.modal.entry"
 # The first deploy of a model builds its image (vLLM, CUDA libraries): tens of minutes.
 DEPLOY_TIMEOUT = 3600.0
 
@@ -67,14 +77,15 @@ def deploy_one(
 
     on_event(bundle.model, "deploying", f"building and deploying {bundle.app_name}")
     env = settings.modal_environment
-    done = run_modal(
-        "deploy", "-m", ENTRY_MODULE, "--name", bundle.app_name, "--env", env, "--tag", tag,
-        env={BUNDLE_ENV: bundle.to_env()},
-        cwd=settings.root,
-        timeout=DEPLOY_TIMEOUT,
-    )  # fmt: skip
-    if not done.ok:
-        return outcome("failed", detail=done.reason())
+    try:
+        app = build_app(bundle)
+        asyncio.run(publish(app, bundle.app_name, env, tag, timeout=DEPLOY_TIMEOUT))
+    except AppBuildError as error:
+        return outcome("failed", detail=str(error))
+    except TimeoutError:
+        return outcome("failed", detail=f"timed out after {DEPLOY_TIMEOUT:.0f}s")
+    except Exception as error:  # the client's refusal of this model: that model's outcome, never the fleet's
+        return outcome("failed", detail=client_error_line(error))
     on_event(bundle.model, "recording", "reading the new version and URL")
     url = ""
     try:
@@ -93,6 +104,28 @@ def deploy_one(
     except Exception as error:  # the app is live; only the bookkeeping failed, and that must be said
         return outcome("failed", url=url, detail=f"deployed, but the fleet state was not recorded: {error}")
     return outcome("ok", version=version, url=url)
+
+
+async def publish(app: modal.App, app_name: str, environment: str, tag: str, *, timeout: float) -> None:
+    """``app.deploy`` as ``modal deploy --name APP --env ENV --tag TAG`` calls it, cancelled after ``timeout``.
+
+    ``.aio`` runs the SDK's coroutine on the client's own loop and is awaited from this
+    thread's loop, so ``wait_for`` can cancel a hung deploy (the CLI path killed the process).
+    """
+    await asyncio.wait_for(app.deploy.aio(name=app_name, environment_name=environment, tag=tag), timeout)
+
+
+def client_error_line(error: BaseException) -> str:
+    """The line ``modal deploy`` printed for a failure: ``Error: <message>`` (plus its notes).
+
+    modal/__main__.py prints ``str(exc)`` and ``Note: ...`` for any exception with a message
+    (``OutputManager.print_error``); the fleet reported that line from the CLI's output before.
+    """
+    text = str(error).strip()
+    if not text:
+        return f"Error: {type(error).__name__}"
+    notes = getattr(error, "__notes__", [])
+    return f"Error: {text.splitlines()[-1]}" + (f" (Note: {' '.join(notes)})" if notes else "")
 
 
 def latest_version(app_name: str, environment: str) -> str:
