@@ -1,13 +1,14 @@
 """Running the real ``modal`` CLI, one subprocess per command, and reading what it printed.
 
-Why subprocesses, still: the deploy module (``targets/modal/entry.py``) builds its app at
-import time from the bundle in its environment, so each model needs an interpreter of its
-own; a hung deploy can be killed alone (a timeout is a result, never a hang); and CI runs
-exactly what a person would type. What a command *produced* is never scraped from its
-human output: commands with a result are run with ``--json`` (``checked_json``), and a
-deploy's URL is looked up with the SDK (``deploy.deployed_web_url``). Of the human output
-only the failure is read: the exit code says whether it failed, and the last line the
-client printed says why (``ModalResult.reason``).
+Deploys no longer come through here: ``deploy.py`` publishes apps with the SDK from this
+process (``app_build.py`` says why and how the container still rebuilds the same app).
+The CLI remains for what has no public SDK call in modal 1.6.4 -- ``app history``,
+``app rollback``, ``app stop``, ``container list/stop``, ``modal run`` of the seed app --
+so CI runs exactly what a person would type, and a hung command can be killed alone (a
+timeout is a result, never a hang). What a command *produced* is never scraped from its
+human output: commands with a result are run with ``--json`` (``checked_json``). Of the
+human output only the failure is read: the exit code says whether it failed, and the last
+line the client printed says why (``ModalResult.reason``).
 """
 
 from __future__ import annotations
