@@ -121,3 +121,15 @@ def test_cli_refuses_unknown_models_a_bad_date_and_a_bad_format_with_one_line(fl
     bad_day = runner.invoke(app, ["keys", "create", "alice", "--expires", "tomorrow"])
     assert bad_day.exit_code == 1 and "--expires: 'tomorrow' is not a day" in bad_day.output
     assert runner.invoke(app, ["keys", "list", "--format", "xml"]).exit_code == 2
+
+
+def test_a_key_created_after_the_last_read_works_without_waiting_for_the_ttl(tmp_path: Path) -> None:
+    store = LocalKeyStore(tmp_path / "keys.json")
+    store.add(new_key("first", KeyLimits())[0])
+    clock = Clock()
+    auth = Authenticator(store, ttl=5, clock=clock)
+    asyncio.run(auth.records())
+    record, key = new_key("second", KeyLimits())
+    store.add(record)
+    clock.now = 0.5  # well inside the TTL: only the unknown id makes the store be read again
+    assert asyncio.run(auth.authenticate(f"Bearer {key}")).name == "second"

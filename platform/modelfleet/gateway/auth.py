@@ -27,6 +27,7 @@ from modelfleet.gateway.keys import KEY_PREFIX, KeyRecord, KeyStore, parse_key, 
 
 _SCRYPT_THREADS = 2
 _MAX_REMEMBERED = 10_000
+_UNKNOWN_REREAD_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,13 @@ class Authenticator:
         # (key id, digest of the secret, record hash) -> whether scrypt said yes.
         self._checked: dict[tuple[str, bytes, str], bool] = {}
 
-    async def records(self) -> dict[str, KeyRecord]:
-        """The store's records as of at most ``ttl`` seconds ago."""
-        if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
+    async def records(self, max_age: float | None = None) -> dict[str, KeyRecord]:
+        """The store's records as of at most ``max_age`` (default ``ttl``) seconds ago."""
+        limit = self.ttl if max_age is None else max_age
+        if self._loaded_at is None or self._clock() - self._loaded_at >= limit:
             async with self._refresh_lock:
                 # Another request may have refreshed while this one waited for the lock.
-                if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
+                if self._loaded_at is None or self._clock() - self._loaded_at >= limit:
                     started = self._clock()
                     self._records = await anyio.to_thread.run_sync(self.store.load)
                     self._loaded_at = started
@@ -84,6 +86,10 @@ class Authenticator:
             raise MALFORMED
         key_id, secret = parsed
         record = (await self.records()).get(key_id)
+        if record is None:
+            # A key created since the last read must work at once, not after the TTL: re-read,
+            # but at most every _UNKNOWN_REREAD_S, so a flood of made-up ids costs no more reads.
+            record = (await self.records(max_age=_UNKNOWN_REREAD_S)).get(key_id)
         if record is None:
             raise INVALID
         if not await self._secret_ok(record, secret):
