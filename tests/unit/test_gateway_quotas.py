@@ -55,6 +55,9 @@ def test_tokens_per_minute_charges_prompt_estimate_plus_max_tokens_up_front(flee
     assert error_of(refused)["type"] == "tokens_per_minute" and int(refused.headers["Retry-After"]) >= 1
     too_big = chat(url, key, max_tokens=500)
     assert too_big.status_code == 429 and "lower max_tokens" in str(error_of(too_big)["message"])
+    # n choices each up to max_tokens: 4 x 60 alone is over 200.
+    four_choices = chat(url, key, max_tokens=60, n=4)
+    assert four_choices.status_code == 429 and "lower max_tokens" in str(error_of(four_choices)["message"])
     assert len(fleet.upstream.received) == 2
 
 

@@ -13,7 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import aiohttp
 import anyio
@@ -228,15 +228,18 @@ class _Gateway:
         return MeteredRelay(answer, tap, on_end)
 
     def _token_estimate(self, path: str, payload: dict[str, Any], body: bytes) -> int:
-        """Prompt estimate (body bytes / 4, as OpenAI estimates from characters) + the completion's ceiling."""
+        """Prompt estimate (body bytes / 4, as OpenAI estimates from characters) + the completions' ceiling."""
         prompt = max(1, len(body) // 4)
         if path not in _GENERATING:
             return prompt
+        ceiling = self.config.default_max_tokens
         for field in ("max_completion_tokens", "max_tokens"):
             value = payload.get(field)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return prompt + value
-        return prompt + self.config.default_max_tokens
+            if _positive_int(value):
+                ceiling = value
+                break
+        choices = payload.get("n")
+        return prompt + ceiling * (choices if _positive_int(choices) else 1)
 
     async def _authenticate(self, request: Request) -> KeyRecord | Response:
         try:
@@ -260,6 +263,10 @@ def _parse(body: bytes) -> tuple[dict[str, Any], str | None]:
     if not isinstance(payload["model"], str):
         return {}, f"'model' must be a string, not {type(payload['model']).__name__}"
     return payload, None
+
+
+def _positive_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _today() -> date:
