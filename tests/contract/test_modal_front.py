@@ -116,7 +116,7 @@ def test_the_snapshot_loop_through_the_front_ends_in_a_restore(deployed: Deploye
         snapshots_enabled=True,
         max_tries=5,
     )
-    assert report.result == "restored", report.to_dict()
+    assert report.result == "restored", report.model_dump()
     assert report.tries[-1].boot == "restore"
 
 

@@ -43,3 +43,13 @@ def test_the_cli_never_branches_on_the_target_or_reaches_for_verbs_by_name() -> 
         assert "getattr(target" not in text, file.name
         assert 'target.name == "' not in text and 'settings.target != "' not in text, file.name
         assert 'settings.target == "' not in text, file.name
+
+
+def test_postdeploy_speaks_http_and_imports_nothing_from_the_targets() -> None:
+    import ast
+
+    for file in sorted((PLATFORM / "postdeploy").glob("*.py")):
+        tree = ast.parse(file.read_text())
+        imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        assert not [m for m in imported if m.startswith("modelfleet.targets")], file.name

@@ -24,6 +24,7 @@ from rich.table import Table
 from modelfleet.catalog import CatalogModel
 from modelfleet.cli.common import UserError, console, err_console, load_settings, load_settings_and_catalog, user_errors
 from modelfleet.errors import FleetError
+from modelfleet.postdeploy.parts import DeployReport, SmokePart, SnapshotPart
 from modelfleet.postdeploy.probe import probe_boot, read_boot
 from modelfleet.postdeploy.report import record_rollback, render_json, render_markdown, report_book
 from modelfleet.postdeploy.smoke import SmokeReport, run_smoke
@@ -63,8 +64,10 @@ def smoke(
             )
             boot, boot_seconds = read_boot(url, credentials, timeout=limit)
         _print_smoke(report)
-        part = {**report.to_dict(), "boot": boot, "boot_seconds": boot_seconds, "version": _version(target, model)}
-        report_book(settings).add(model.name, "smoke", {"target": target.name, **part})
+        part = SmokePart.of(
+            report, target=target.name, boot=boot, boot_seconds=boot_seconds, version=_version(target, model)
+        )
+        report_book(settings).add(model.name, part)
         if report.ok:
             console.print(f"smoke passed: {model.name} at {url}", highlight=False)
             return
@@ -128,8 +131,8 @@ def snapshot(
                 max_tries=tries,
             )
         _print_snapshot(model.name, report, declared=model.spec.snapshot.enabled, target=target.name)
-        part = {"target": target.name, **report.to_dict(), "version": _version(target, model)}
-        report_book(settings).add(model.name, "snapshot", part)
+        part = SnapshotPart.of(report, target=target.name, version=_version(target, model))
+        report_book(settings).add(model.name, part)
         if not report.ok:
             raise typer.Exit(1)
 
@@ -144,7 +147,7 @@ def report(
         if markdown and as_json:
             raise UserError("pick one of --markdown and --json")
         book = report_book(load_settings())
-        reports = [book.read(n) or {"model": n, "parts": {}} for n in names] if names else book.all()
+        reports = [book.read(n) or DeployReport(model=n) for n in names] if names else book.all()
         sys.stdout.write((render_json(reports) if as_json else render_markdown(reports)) + "\n")
 
 

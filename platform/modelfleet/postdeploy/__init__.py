@@ -9,4 +9,8 @@ a cold start.
 - ``snapshot``: ``build_snapshot`` causes cold starts until a boot reports ``restore``.
 - ``probe``: ``probe_boot`` times one real request and reads the boot kind from ``/health``.
 - ``report``: each step adds its part to ``.fleet/reports/<model>.json``; rendered as Markdown/JSON.
+- ``parts``: those parts and the report as typed records (``record.Record``); the JSON is their dump.
+
+Nothing here imports a target: credentials come from the tokens contract
+(``runtime.tokens.Credentials``), outcomes are read through ``parts.Outcome``'s shape.
 """

@@ -2,25 +2,34 @@
 
 CI runs each step as its own command (``fleet deploy``, ``fleet snapshot``, ``fleet
 smoke``, ``fleet rollback``), so no single process sees the whole story. Each step adds
-its part to ``<state>/reports/<model>.json``; ``fleet report`` composes them into one
-row per model (Markdown for the job summary, JSON for machines). A deploy part starts a
-new report: results of an earlier deploy must never be shown as this one's.
+its part (a typed record, ``parts.py``) to ``<state>/reports/<model>.json``; ``fleet
+report`` composes them into one row per model (Markdown for the job summary, JSON for
+machines). A deploy part starts a new report: results of an earlier deploy must never
+be shown as this one's.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+
+from pydantic import ValidationError
 
 from modelfleet.errors import FleetError
 from modelfleet.files import write_atomic
+from modelfleet.postdeploy.parts import (
+    DeployPart,
+    DeployReport,
+    Outcome,
+    Part,
+    ReportSummary,
+    RollbackPart,
+    SnapshotPart,
+    summarize,
+)
 from modelfleet.settings import FleetSettings
-from modelfleet.targets.base import DeployOutcome
-
-Step = Literal["deploy", "snapshot", "smoke", "rollback"]
-STEPS: tuple[Step, ...] = ("deploy", "snapshot", "smoke", "rollback")
 
 
 class ReportError(FleetError):
@@ -37,28 +46,33 @@ class ReportBook:
         """Where a model's report lives."""
         return self.folder / f"{model}.json"
 
-    def add(self, model: str, step: Step, part: dict[str, Any]) -> dict[str, Any]:
+    def add(self, model: str, part: Part) -> DeployReport:
         """Record one step's part (replacing an earlier part of the same step); returns the whole report."""
-        report = {} if step == "deploy" else (self.read(model) or {})
-        parts = dict(report.get("parts", {}))
-        parts[step] = {**part, "at": _now()}
-        report = {"model": model, "updated": _now(), "parts": parts}
-        write_atomic(self.path(model), json.dumps(report, indent=2) + "\n")
+        earlier = None if part.STEP == "deploy" else self.read(model)
+        report = (earlier or DeployReport(model=model)).with_part(part, now=_now())
+        write_atomic(self.path(model), report.model_dump_json(indent=2) + "\n")
         return report
 
-    def read(self, model: str) -> dict[str, Any] | None:
-        """A model's report, or None when no step has run for it."""
+    def read(self, model: str) -> DeployReport | None:
+        """A model's report, or None when no step has run for it; a file that does not fit is a ReportError."""
+        path = self.path(model)
         try:
-            data = json.loads(self.path(model).read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, json.JSONDecodeError) as error:
+            raise ReportError(f"{path}: unreadable report ({error.__class__.__name__}); delete it") from None
+        try:
+            return DeployReport.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(the whole file)"
             raise ReportError(
-                f"{self.path(model)}: unreadable report ({error.__class__.__name__}); delete it"
+                f"{path}: {where}: {first['msg']} ({error.error_count()} problem(s)); this report was not written by "
+                "this version of fleet: delete it, or run the post-deploy steps again"
             ) from None
-        return dict(data) if isinstance(data, dict) else None
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self) -> list[DeployReport]:
         """Every model's report, by model name."""
         if not self.folder.is_dir():
             return []
@@ -71,72 +85,27 @@ def report_book(settings: FleetSettings) -> ReportBook:
     return ReportBook(settings.state_path / "reports")
 
 
-def record_deploys(settings: FleetSettings, outcomes: list[DeployOutcome], *, target: str) -> None:
+def record_deploys(settings: FleetSettings, outcomes: Iterable[Outcome], *, target: str) -> None:
     """Start each deployed model's report with its deploy part (called by ``fleet deploy``)."""
     book = report_book(settings)
     for outcome in outcomes:
         if outcome.result != "skipped":
-            book.add(outcome.model, "deploy", deploy_part(outcome, target=target))
+            book.add(outcome.model, DeployPart.of(outcome, target=target))
 
 
-def record_rollback(settings: FleetSettings, outcome: DeployOutcome, *, target: str) -> None:
-    """Add a rollback part (called by ``fleet rollback`` and ``fleet smoke --rollback-on-failure``)."""
-    report_book(settings).add(outcome.model, "rollback", rollback_part(outcome, target=target))
+def record_rollback(settings: FleetSettings, outcome: Outcome, *, target: str) -> None:
+    """Add a rollback part (called for ``fleet rollback`` and ``fleet smoke --rollback-on-failure`` alike)."""
+    report_book(settings).add(outcome.model, RollbackPart.of(outcome, target=target))
 
 
-def rollback_part(outcome: DeployOutcome, *, target: str) -> dict[str, Any]:
-    """The rollback step's part: the new live version (``to_version``), what it restored (``detail``), whether it worked."""
-    return {
-        "target": target,
-        "result": outcome.result,
-        "to_version": outcome.version,
-        "seconds": round(outcome.seconds, 2),
-        "detail": outcome.detail,
-    }
-
-
-def deploy_part(outcome: DeployOutcome, *, target: str) -> dict[str, Any]:
-    """The deploy step's part, from the target's outcome."""
-    return {
-        "target": target,
-        "app": outcome.app,
-        "result": outcome.result,
-        "version": outcome.version,
-        "seconds": round(outcome.seconds, 2),
-        "url": outcome.url,
-        "detail": outcome.detail,
-    }
-
-
-def summarize(report: dict[str, Any]) -> dict[str, Any]:
-    """One model's row: version, boot kind, cold start before/after the snapshot, smoke, rollback."""
-    parts: dict[str, dict[str, Any]] = report.get("parts", {})
-    deploy, snapshot, smoke, rollback = (parts.get(step) for step in STEPS)
-    version = next((p.get("version") for p in (deploy, snapshot, smoke) if p and p.get("version")), "")
-    return {
-        "model": report.get("model", ""),
-        "version": version,
-        "deploy": deploy.get("result") if deploy else None,
-        "boot": _boot_kind(snapshot, smoke),
-        "snapshot": snapshot.get("result") if snapshot else None,
-        "cold_start_ttft_seconds": snapshot.get("cold_start_ttft_seconds") if snapshot else None,
-        "cold_start_boot_seconds": snapshot.get("cold_start_boot_seconds") if snapshot else None,
-        "restored_ttft_seconds": snapshot.get("restored_ttft_seconds") if snapshot else None,
-        "restored_boot_seconds": snapshot.get("restored_boot_seconds") if snapshot else None,
-        "smoke": None if smoke is None else ("passed" if smoke.get("ok") else "failed"),
-        "smoke_checks": _check_counts(smoke),
-        "rollback": rollback,
-        "ok": _ok(deploy, snapshot, smoke),
-    }
-
-
-def render_json(reports: list[dict[str, Any]]) -> str:
+def render_json(reports: list[DeployReport]) -> str:
     """The summaries and every part, for machines."""
-    models = [{**summarize(r), "parts": r.get("parts", {})} for r in reports]
-    return json.dumps({"models": models, "ok": all(m["ok"] for m in models)}, indent=2)
+    rows = [(summarize(r), r) for r in reports]
+    models = [{**row.model_dump(mode="json"), "parts": r.parts.model_dump(mode="json")} for row, r in rows]
+    return json.dumps({"models": models, "ok": all(row.ok for row, _ in rows)}, indent=2)
 
 
-def render_markdown(reports: list[dict[str, Any]]) -> str:
+def render_markdown(reports: list[DeployReport]) -> str:
     """A table with one row per model, then what went wrong for each model that failed a step."""
     lines = ["## Deploy report", ""]
     if not reports:
@@ -148,50 +117,27 @@ def render_markdown(reports: list[dict[str, Any]]) -> str:
     notes: list[str] = []
     for report in reports:
         row = summarize(report)
-        parts = report.get("parts", {})
         lines.append(
             "| "
             + " | ".join(
                 _cell(value)
                 for value in (
-                    row["model"],
-                    row["version"] or "-",
-                    row["boot"] or "-",
-                    _timing(row["cold_start_ttft_seconds"], row["cold_start_boot_seconds"]),
-                    _restored_cell(row, parts.get("snapshot")),
+                    row.model,
+                    row.version or "-",
+                    row.boot or "-",
+                    _timing(row.cold_start_ttft_seconds, row.cold_start_boot_seconds),
+                    _restored_cell(row, report.parts.snapshot),
                     _smoke_cell(row),
-                    _rollback_cell(row["rollback"]),
+                    _rollback_cell(row.rollback),
                 )
             )
             + " |"
         )
-        notes += _problems(row["model"], parts)
+        notes += _problems(report)
     lines.append("")
     if notes:
         lines += ["### Problems", "", *notes, ""]
     return "\n".join(lines)
-
-
-def _boot_kind(snapshot: dict[str, Any] | None, smoke: dict[str, Any] | None) -> str:
-    if smoke and smoke.get("boot"):
-        return str(smoke["boot"])
-    tries = snapshot.get("tries", []) if snapshot else []
-    return str(tries[-1].get("boot", "")) if tries else ""
-
-
-def _check_counts(smoke: dict[str, Any] | None) -> dict[str, int] | None:
-    if not smoke:
-        return None
-    checks = smoke.get("checks", [])
-    return {"passed": sum(1 for c in checks if c.get("ok")), "total": len(checks)}
-
-
-def _ok(deploy: dict[str, Any] | None, snapshot: dict[str, Any] | None, smoke: dict[str, Any] | None) -> bool:
-    if deploy and deploy.get("result") == "failed":
-        return False
-    if snapshot and not snapshot.get("ok"):
-        return False
-    return not (smoke and not smoke.get("ok"))
 
 
 def _timing(ttft: float | None, boot: float | None) -> str:
@@ -200,51 +146,49 @@ def _timing(ttft: float | None, boot: float | None) -> str:
     return f"{ttft:.1f} s to first token" + (f" (boot {boot:.1f} s)" if boot is not None else "")
 
 
-def _restored_cell(row: dict[str, Any], snapshot: dict[str, Any] | None) -> str:
+def _restored_cell(row: ReportSummary, snapshot: SnapshotPart | None) -> str:
     if snapshot is None:
         return "-"
-    if not snapshot.get("snapshots_enabled"):
+    if not snapshot.snapshots_enabled:
         return "snapshots off"
-    if row["restored_ttft_seconds"] is None:
-        return f"no restore ({snapshot.get('result')}, {len(snapshot.get('tries', []))} tries)"
-    return _timing(row["restored_ttft_seconds"], row["restored_boot_seconds"])
+    if row.restored_ttft_seconds is None:
+        return f"no restore ({snapshot.result}, {len(snapshot.tries)} tries)"
+    return _timing(row.restored_ttft_seconds, row.restored_boot_seconds)
 
 
-def _smoke_cell(row: dict[str, Any]) -> str:
-    counts = row["smoke_checks"]
-    if counts is None:
+def _smoke_cell(row: ReportSummary) -> str:
+    if row.smoke_checks is None:
         return "-"
-    label = "passed" if row["smoke"] == "passed" else "**failed**"
-    return f"{label} {counts['passed']}/{counts['total']}"
+    label = "passed" if row.smoke == "passed" else "**failed**"
+    return f"{label} {row.smoke_checks.passed}/{row.smoke_checks.total}"
 
 
-def _rollback_cell(rollback: dict[str, Any] | None) -> str:
+def _rollback_cell(rollback: RollbackPart | None) -> str:
     if not rollback:
         return "-"
-    if rollback.get("result") != "ok":
-        return str(rollback.get("result", "?"))
+    if rollback.result != "ok":
+        return rollback.result
     # A rollback is itself a new version: the detail names the version it restored,
     # ``to_version`` the new version that now serves it.
-    live = rollback.get("to_version") or ""
-    detail = str(rollback.get("detail") or "")
-    restored = detail if detail.startswith("rolled back to ") else "rolled back to the previous version"
-    return f"{restored}, live as {live}" if live else restored
+    restored = (
+        rollback.detail if rollback.detail.startswith("rolled back to ") else "rolled back to the previous version"
+    )
+    return f"{restored}, live as {rollback.to_version}" if rollback.to_version else restored
 
 
-def _problems(model: str, parts: dict[str, dict[str, Any]]) -> list[str]:
+def _problems(report: DeployReport) -> list[str]:
+    model, parts = report.model, report.parts
     notes = []
-    deploy, snapshot, smoke, rollback = (parts.get(step) for step in STEPS)
-    if deploy and deploy.get("result") == "failed":
-        notes.append(f"- **{model}** deploy failed: {_cell(deploy.get('detail', ''))}")
-    if snapshot and not snapshot.get("ok"):
-        failed = [t for t in snapshot.get("tries", []) if t.get("error")]
-        why = failed[-1]["error"] if failed else f"no boot reported `restore` in {snapshot.get('max_tries')} tries"
-        notes.append(f"- **{model}** snapshot {snapshot.get('result')}: {_cell(why)}")
-    for check in (smoke or {}).get("checks", []):
-        if not check.get("ok"):
-            notes.append(f"- **{model}** smoke `{check.get('name')}`: {_cell(check.get('detail', ''))}")
-    if rollback and rollback.get("detail"):
-        notes.append(f"- **{model}** rollback: {_cell(rollback['detail'])}")
+    if parts.deploy and parts.deploy.result == "failed":
+        notes.append(f"- **{model}** deploy failed: {_cell(parts.deploy.detail)}")
+    if parts.snapshot and not parts.snapshot.ok:
+        failed = [t for t in parts.snapshot.tries if t.error]
+        why = failed[-1].error if failed else f"no boot reported `restore` in {parts.snapshot.max_tries} tries"
+        notes.append(f"- **{model}** snapshot {parts.snapshot.result}: {_cell(why)}")
+    for check in parts.smoke.failures if parts.smoke else []:
+        notes.append(f"- **{model}** smoke `{check.name}`: {_cell(check.detail)}")
+    if parts.rollback and parts.rollback.detail:
+        notes.append(f"- **{model}** rollback: {_cell(parts.rollback.detail)}")
     return notes
 
 

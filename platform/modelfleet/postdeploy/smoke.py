@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx2
 import openai
+from pydantic import computed_field
 
+from modelfleet.postdeploy.record import Record
 from modelfleet.postdeploy.waiting import Deadline, WaitExpired, deadline_client
 from modelfleet.runtime.tokens import Credentials
 
@@ -34,8 +35,7 @@ MAX_DETAIL = 300
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Record):
     """One smoke check: its name, whether it passed, what was seen, how long it took."""
 
     name: str
@@ -44,14 +44,14 @@ class Check:
     seconds: float
 
 
-@dataclass(frozen=True)
-class SmokeReport:
+class SmokeReport(Record):
     """Every check run against one endpoint; the endpoint passes only if all do."""
 
     url: str
     served_name: str
-    checks: list[Check] = field(default_factory=list)
+    checks: tuple[Check, ...] = ()
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         """True when every check passed (and there was at least one)."""
@@ -61,15 +61,6 @@ class SmokeReport:
     def failures(self) -> list[Check]:
         """The checks that failed, in the order they ran."""
         return [c for c in self.checks if not c.ok]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON for the deploy report."""
-        return {
-            "url": self.url,
-            "served_name": self.served_name,
-            "ok": self.ok,
-            "checks": [asdict(c) for c in self.checks],
-        }
 
 
 class CheckFailed(Exception):
@@ -126,10 +117,7 @@ def run_smoke(
                 lambda m=method, p=path: _expect_status(url, m, p, credentials.headers(), 404, served_name, timeout),  # type: ignore[misc]
             )
         )
-    report = SmokeReport(url=url, served_name=served_name)
-    for name, run in checks:
-        report.checks.append(_timed(name, run))
-    return report
+    return SmokeReport(url=url, served_name=served_name, checks=tuple(_timed(name, run) for name, run in checks))
 
 
 def _timed(name: str, run: Callable[[], str]) -> Check:

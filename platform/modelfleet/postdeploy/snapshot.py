@@ -20,18 +20,19 @@ so tests drive it against an endpoint they control.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from pydantic import computed_field
 
 from modelfleet.errors import FleetError
 from modelfleet.postdeploy.probe import BootProbe
+from modelfleet.postdeploy.record import Record
 
 SnapshotResult = Literal["restored", "gave-up", "plain-cold-start", "failed"]
 DEFAULT_MAX_TRIES = 5
 
 
-@dataclass(frozen=True)
-class SnapshotTry:
+class SnapshotTry(Record):
     """One forced cold start: how it booted and how long the first token took (or why it failed)."""
 
     attempt: int
@@ -41,15 +42,15 @@ class SnapshotTry:
     error: str = ""
 
 
-@dataclass(frozen=True)
-class SnapshotReport:
-    """Every try, and what they add up to."""
+class SnapshotReport(Record):
+    """Every try, and what they add up to (the computed fields are the report's columns)."""
 
     snapshots_enabled: bool
     max_tries: int
     result: SnapshotResult
-    tries: list[SnapshotTry] = field(default_factory=list)
+    tries: tuple[SnapshotTry, ...] = ()
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         """A snapshot restored, or the model has snapshots off and booted plainly."""
@@ -65,20 +66,29 @@ class SnapshotReport:
         """The boot that restored from the snapshot, if any."""
         return next((t for t in self.tries if not t.error and t.boot == "restore"), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON for the deploy report."""
-        cold, restored = self.cold_start, self.restored_start
-        return {
-            "snapshots_enabled": self.snapshots_enabled,
-            "max_tries": self.max_tries,
-            "result": self.result,
-            "ok": self.ok,
-            "cold_start_ttft_seconds": cold.ttft_seconds if cold else None,
-            "cold_start_boot_seconds": cold.boot_seconds if cold else None,
-            "restored_ttft_seconds": restored.ttft_seconds if restored else None,
-            "restored_boot_seconds": restored.boot_seconds if restored else None,
-            "tries": [asdict(t) for t in self.tries],
-        }
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cold_start_ttft_seconds(self) -> float | None:
+        """Time to first token of the cold start without a snapshot."""
+        return self.cold_start.ttft_seconds if self.cold_start else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cold_start_boot_seconds(self) -> float | None:
+        """Boot seconds the container reported for that cold start."""
+        return self.cold_start.boot_seconds if self.cold_start else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def restored_ttft_seconds(self) -> float | None:
+        """Time to first token of the boot that restored from the snapshot."""
+        return self.restored_start.ttft_seconds if self.restored_start else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def restored_boot_seconds(self) -> float | None:
+        """Boot seconds the container reported for the restore."""
+        return self.restored_start.boot_seconds if self.restored_start else None
 
 
 def build_snapshot(
@@ -100,16 +110,26 @@ def build_snapshot(
         raise ValueError(f"max_tries must be at least 1, got {max_tries}")
     budget = max_tries if snapshots_enabled else 1
     tries: list[SnapshotTry] = []
+
+    def _report(result: SnapshotResult) -> SnapshotReport:
+        return SnapshotReport(
+            snapshots_enabled=snapshots_enabled, max_tries=max_tries, result=result, tries=tuple(tries)
+        )
+
     for attempt in range(1, budget + 1):
         try:
             force_cold_start()
             seen = probe()
         except FleetError as error:
-            tries.append(SnapshotTry(attempt, "failed", None, None, error=str(error)))
-            return SnapshotReport(snapshots_enabled, max_tries, "failed", tries)
-        tries.append(SnapshotTry(attempt, seen.boot, seen.boot_seconds, seen.ttft_seconds))
+            tries.append(
+                SnapshotTry(attempt=attempt, boot="failed", boot_seconds=None, ttft_seconds=None, error=str(error))
+            )
+            return _report("failed")
+        tries.append(
+            SnapshotTry(attempt=attempt, boot=seen.boot, boot_seconds=seen.boot_seconds, ttft_seconds=seen.ttft_seconds)
+        )
         if not snapshots_enabled:
-            return SnapshotReport(snapshots_enabled, max_tries, "plain-cold-start", tries)
+            return _report("plain-cold-start")
         if seen.boot == "restore":
-            return SnapshotReport(snapshots_enabled, max_tries, "restored", tries)
-    return SnapshotReport(snapshots_enabled, max_tries, "gave-up", tries)
+            return _report("restored")
+    return _report("gave-up")
