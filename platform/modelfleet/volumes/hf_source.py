@@ -24,8 +24,8 @@ from typing import Literal
 
 from modelfleet.errors import FleetError
 from modelfleet.spec.weights import HuggingFaceWeights
+from modelfleet.volumes.hashing import READ_SIZE
 from modelfleet.volumes.layout import WeightsLocation, remove_snapshot_file
-from modelfleet.volumes.manifest import CHUNK
 from modelfleet.volumes.progress import SeedProgress
 from modelfleet.volumes.space import ensure_free_space
 
@@ -126,7 +126,7 @@ def _verified_sha256(file: Path, remote: RemoteFile) -> str | None:
     sha256 = hashlib.sha256()
     blob = hashlib.sha1(f"blob {remote.size}\0".encode(), usedforsecurity=False)
     with file.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
+        while chunk := handle.read(READ_SIZE):
             sha256.update(chunk)
             if remote.hash_kind == "git-sha1":
                 blob.update(chunk)

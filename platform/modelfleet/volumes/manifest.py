@@ -3,11 +3,11 @@
 The manifest is written last and atomically (temp file + rename), so an interrupted
 seed never looks complete; :func:`verify` re-hashes every file, so a corrupted or
 truncated file is found; :func:`check_sizes` is the cheap look ``fleet volumes`` uses.
+Hashing runs files in parallel with large reads (``hashing.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from modelfleet.files import write_atomic
+from modelfleet.volumes.hashing import sha256_files
 
-CHUNK = 8 * 2**20
 FORMAT = 1
 
 
@@ -54,15 +54,6 @@ class VerifyResult:
     reason: str = ""
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks (checkpoints are many GB)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_entries(snapshot: Path, known: Mapping[str, str] | None = None) -> list[ManifestEntry]:
     """One entry per file under a checkpoint (symlinks followed into ``blobs/``).
 
@@ -70,12 +61,13 @@ def build_entries(snapshot: Path, known: Mapping[str, str] | None = None) -> lis
     so multi-GB shards are not read twice.
     """
     known = known or {}
-    entries = []
-    for file in sorted(p for p in snapshot.rglob("*") if p.is_file()):
-        relative = file.relative_to(snapshot).as_posix()
-        digest = known.get(relative) or sha256_file(file)
-        entries.append(ManifestEntry(relative, file.stat().st_size, digest))
-    return entries
+    files = sorted(p for p in snapshot.rglob("*") if p.is_file())
+    relative = {file: file.relative_to(snapshot).as_posix() for file in files}
+    computed = sha256_files(file for file in files if relative[file] not in known)
+    return [
+        ManifestEntry(relative[file], file.stat().st_size, known.get(relative[file]) or computed[file])
+        for file in files
+    ]
 
 
 def write_manifest(manifest: Path, entries: list[ManifestEntry], *, source: str) -> None:
@@ -113,10 +105,14 @@ def _check(snapshot: Path, manifest: Path, *, rehash: bool) -> VerifyResult:
     found = read_manifest(manifest)
     if found is None:
         return VerifyResult(False, reason="no manifest: never seeded, or the seed was interrupted")
-    bad = []
-    for entry in found.entries:
-        file = snapshot / entry.path
-        if not file.is_file() or file.stat().st_size != entry.size or (rehash and sha256_file(file) != entry.sha256):
-            bad.append(entry.path)
+    sized = [e for e in found.entries if _has_size(snapshot / e.path, e.size)]
+    digests = sha256_files(snapshot / e.path for e in sized) if rehash else {}
+    good = {e.path for e in sized if not rehash or digests[snapshot / e.path] == e.sha256}
+    bad = [e.path for e in found.entries if e.path not in good]  # in manifest order
     reason = f"{len(bad)} file(s) missing or damaged: {', '.join(bad[:5])}" if bad else ""
     return VerifyResult(not bad, len(found.entries), found.total_bytes, bad, reason)
+
+
+def _has_size(file: Path, size: int) -> bool:
+    """The file exists with the manifest's size (a missing or truncated file costs no read)."""
+    return file.is_file() and file.stat().st_size == size
