@@ -131,5 +131,5 @@ def test_a_key_created_after_the_last_read_works_without_waiting_for_the_ttl(tmp
     asyncio.run(auth.records())
     record, key = new_key("second", KeyLimits())
     store.add(record)
-    clock.now = 0.5  # well inside the TTL: only the unknown id makes the store be read again
+    clock.now = 0.1  # well inside the TTL, and sooner than the unknown-id re-read interval
     assert asyncio.run(auth.authenticate(f"Bearer {key}")).name == "second"

@@ -10,7 +10,7 @@ Two caches make the hot path a dict lookup and a SHA-256:
 scrypt (~50 ms) runs in worker threads limited to ``_SCRYPT_THREADS`` at once, so a flood
 of wrong secrets slows down only the callers who send them, never the event loop.
 An unknown key id is refused without scrypt: key ids are not secret (``fleet keys list``
-shows them), and skipping the hash keeps a flood of made-up keys cheap.
+shows them), and skipping the hash keeps a flood of made-up keys cheap (see ``find``).
 """
 
 from __future__ import annotations
@@ -63,18 +63,49 @@ class Authenticator:
         self._scrypt = anyio.CapacityLimiter(_SCRYPT_THREADS)
         # (key id, digest of the secret, record hash) -> whether scrypt said yes.
         self._checked: dict[tuple[str, bytes, str], bool] = {}
+        # key id -> the copy (its read time) it was missing from.
+        self._unknown: dict[str, float | None] = {}
 
-    async def records(self, max_age: float | None = None) -> dict[str, KeyRecord]:
-        """The store's records as of at most ``max_age`` (default ``ttl``) seconds ago."""
-        limit = self.ttl if max_age is None else max_age
-        if self._loaded_at is None or self._clock() - self._loaded_at >= limit:
+    async def records(self) -> dict[str, KeyRecord]:
+        """The store's records as of at most ``ttl`` seconds ago."""
+        if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
             async with self._refresh_lock:
                 # Another request may have refreshed while this one waited for the lock.
-                if self._loaded_at is None or self._clock() - self._loaded_at >= limit:
-                    started = self._clock()
-                    self._records = await anyio.to_thread.run_sync(self.store.load)
-                    self._loaded_at = started
+                if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
+                    await self._load()
         return self._records
+
+    async def find(self, key_id: str) -> KeyRecord | None:
+        """The record of ``key_id``; an id not in the copy makes the store be read again first.
+
+        A key must work as soon as ``fleet keys create`` printed it, not a TTL later. Reads
+        for unknown ids happen at most every ``_UNKNOWN_REREAD_S``: a request arriving sooner
+        waits for the next one (so a flood of made-up ids costs one read per interval), and
+        an id already missing from the current copy is refused at once.
+        """
+        records = await self.records()
+        if key_id in records:
+            return records[key_id]
+        seen_at = self._loaded_at
+        if self._unknown.get(key_id) == seen_at:
+            return None
+        async with self._refresh_lock:
+            if self._loaded_at == seen_at:  # nobody read the store while this request waited
+                wait = (seen_at or 0.0) + _UNKNOWN_REREAD_S - self._clock()
+                if wait > 0:
+                    await anyio.sleep(wait)
+                await self._load()
+        record = self._records.get(key_id)
+        if record is None:
+            if len(self._unknown) >= _MAX_REMEMBERED:
+                self._unknown.clear()
+            self._unknown[key_id] = self._loaded_at
+        return record
+
+    async def _load(self) -> None:
+        started = self._clock()
+        self._records = await anyio.to_thread.run_sync(self.store.load)
+        self._loaded_at = started
 
     async def authenticate(self, authorization: str | None) -> KeyRecord:
         """The live, unexpired record the header's key belongs to; raises ``AuthFailure`` otherwise."""
@@ -85,11 +116,7 @@ class Authenticator:
         if parsed is None:
             raise MALFORMED
         key_id, secret = parsed
-        record = (await self.records()).get(key_id)
-        if record is None:
-            # A key created since the last read must work at once, not after the TTL: re-read,
-            # but at most every _UNKNOWN_REREAD_S, so a flood of made-up ids costs no more reads.
-            record = (await self.records(max_age=_UNKNOWN_REREAD_S)).get(key_id)
+        record = await self.find(key_id)
         if record is None:
             raise INVALID
         if not await self._secret_ok(record, secret):
