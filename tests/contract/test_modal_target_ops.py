@@ -160,7 +160,7 @@ def test_deployed_state_round_trips_through_the_dict_and_feeds_plan(api: ModalAp
     }
 
 
-def test_stop_containers_stops_every_container_of_the_app(api: ModalApiRecorder) -> None:
+def test_force_cold_start_stops_every_container_of_the_app(api: ModalApiRecorder) -> None:
     drive(api, "deploy", "commit-1", "smollm2-135m", "llama31-8b-instruct")
     mine = [api.start_container("fleet-smollm2-135m"), api.start_container("fleet-smollm2-135m")]
     other = api.start_container("fleet-llama31-8b-instruct")

@@ -1,9 +1,7 @@
 """``fleet state export``: the deployed state as a file.
 
 ``state export`` writes what the current target has deployed to a JSON file that
-``fleet plan --state FILE`` reads offline, e.g. in a pull-request check. (``fleet
-rollback``, which once lived here, is a post-deploy step of every target:
-``postdeploy_cmds``.)
+``fleet plan --state FILE`` reads offline, e.g. in a pull-request check.
 """
 
 from __future__ import annotations
