@@ -92,9 +92,11 @@ class FleetSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _defaults_are_inheritable(self) -> FleetSettings:
-        # Raised as a FleetError rather than a ValueError: pydantic lets other exceptions
-        # through unchanged, so the message keeps its `fleet.toml: defaults.<field>: ...`
-        # shape instead of being folded into a ValidationError of FleetSettings.
+        # Raised as a FleetError rather than a ValueError: pydantic folds only ValueError and
+        # AssertionError (docs.pydantic.dev/latest/concepts/validators, "Raising validation
+        # errors") into a ValidationError and lets other exceptions through unchanged, so the
+        # message keeps its `fleet.toml: defaults.<field>: ...` shape (tests/unit/test_settings.py
+        # checks this against the installed pydantic).
         problems = defaults_problems(self.defaults)
         if problems:
             raise FleetTomlError("\n".join(f"{FLEET_FILE}: defaults.{where}: {message}" for where, message in problems))
