@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +94,30 @@ def test_fleet_rollback_on_the_local_target_exits_1_and_records_what_smoke_would
     from_rollback = report(fleet_repo)["parts"]["rollback"]  # type: ignore[index]
     assert {k: v for k, v in from_rollback.items() if k != "at"} == {k: v for k, v in from_smoke.items() if k != "at"}
     assert from_rollback["target"] == "local" and from_rollback["result"] == "skipped"
+
+
+def test_snapshot_on_the_local_target_stops_the_engine_and_records_one_plain_cold_start(
+    endpoint: FakeEndpoint, fleet_repo: Path
+) -> None:
+    # An engine process of the model's run (its own process group, as the supervisor starts it).
+    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        book = RunBook(FleetSettings().state_path)
+        run = book.read(DEMO)
+        assert run is not None
+        run.engine_pid = engine.pid
+        book.write(run)
+
+        done = CliRunner().invoke(app, ["snapshot", DEMO, "--tries", "3", "--timeout", "10"])
+
+        assert done.exit_code == 0, done.output
+        assert engine.wait(timeout=60) is not None  # force_cold_start stopped it before the probe
+    finally:
+        engine.kill()
+    snapshot = report(fleet_repo)["parts"]["snapshot"]  # type: ignore[index]
+    assert snapshot["target"] == "local" and snapshot["result"] == "plain-cold-start" and snapshot["ok"] is True
+    assert snapshot["snapshots_enabled"] is False and len(snapshot["tries"]) == 1
+    assert snapshot["cold_start_ttft_seconds"] == snapshot["tries"][0]["ttft_seconds"] > 0
 
 
 def test_a_model_that_is_not_running_is_a_one_line_error(fleet_repo: Path) -> None:
