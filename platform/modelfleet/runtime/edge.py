@@ -37,7 +37,7 @@ from modelfleet.spec.model import ModelSpec
 log = logging.getLogger("modelfleet.edge")
 
 AuthMode = Literal["modal-proxy", "tokens", "public"]
-EngineState = Literal["ready", "starting", "waking", "asleep", "stopping", "failed"]
+EngineState = Literal["ready", "starting", "waking", "asleep", "failed"]
 PUBLIC_POST_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 PUBLIC_GET_ROUTES = ("/v1/models",)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -68,7 +68,6 @@ _WAITING_MESSAGES: dict[EngineState, str] = {
     "starting": "the model is starting; retry shortly",
     "waking": "the model is waking up; retry shortly",
     "asleep": "the model is asleep; retry shortly",
-    "stopping": "the model is stopping",
     "failed": "the model is not running: its engine failed and is not restarted",
 }
 
@@ -76,9 +75,9 @@ _WAITING_MESSAGES: dict[EngineState, str] = {
 class EdgeGate:
     """The one way an owner tells the edge about its engine: ``mark`` the state as it changes.
 
-    The local supervisor marks it starting, ready, failed or stopping as it keeps vLLM
-    alive; a benchmark that sleeps and wakes vLLM behind an edge in its own process marks
-    asleep and ready. While the state is not "ready" the edge answers 503 with
+    The local supervisor marks it starting, ready or failed as it keeps vLLM alive; a
+    benchmark that sleeps and wakes vLLM behind an edge in its own process marks asleep
+    and ready. While the state is not "ready" the edge answers 503 with
     Retry-After instead of sending requests to a vLLM that would hang or fail on them.
     The Modal container needs no marks: its edge process starts only once vLLM serves.
     """

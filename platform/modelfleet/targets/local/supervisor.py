@@ -146,7 +146,6 @@ class Supervisor:
         watcher.start()
         server.run()
         self.stopping.set()
-        self.gate.mark("stopping")
         self._save("stopping")
         self.engine.stop()
         watcher.join(timeout=30)
