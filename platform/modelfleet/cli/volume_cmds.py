@@ -20,6 +20,7 @@ from modelfleet.settings import FleetSettings
 from modelfleet.targets.base import OnEvent, Target
 from modelfleet.terminal import is_interactive
 from modelfleet.volumes.inventory import NotSeededError, SeededRevision, VolumeNotHereError
+from modelfleet.volumes.layout import local_volume_folder
 
 volumes_app = typer.Typer(
     name="volumes",
@@ -153,7 +154,7 @@ def _print_declared(settings: FleetSettings, catalog: Catalog) -> None:
     for column in ("file", "name", "purpose", "mount path", "serving mounts", "local folder"):
         table.add_column(column)
     for stem, volume in sorted(catalog.volumes.items()):
-        folder = settings.state_path / "volumes" / volume.name
+        folder = local_volume_folder(settings, volume)
         table.add_row(
             f"volumes/{stem}.toml",
             volume.name,

@@ -96,7 +96,12 @@ def local_volume_root(settings: FleetSettings, purpose: VolumePurpose = "weights
     The folder is named like the Modal Volume (:func:`declared_volume`), so the two
     targets talk about the same thing.
     """
-    return settings.state_path / "volumes" / declared_volume(load_catalog(settings), purpose).name
+    return local_volume_folder(settings, declared_volume(load_catalog(settings), purpose))
+
+
+def local_volume_folder(settings: FleetSettings, volume: VolumeSpec) -> Path:
+    """Where the local target keeps the files of a declared volume: ``.fleet/volumes/<name>``."""
+    return settings.state_path / "volumes" / volume.name
 
 
 def declared_volume(catalog: Catalog, purpose: VolumePurpose) -> VolumeSpec:
