@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from modelfleet.catalog import Catalog
 from modelfleet.ci.matrix import Selection, select_all, select_changed, select_named
@@ -50,7 +51,7 @@ def check() -> None:
         drift = find_drift(settings.root, render_workflows(settings.root, catalog, settings))
         if drift:
             for item in drift:
-                err_console.print(f"[red]drift:[/red] {item.describe()}", highlight=False)
+                err_console.print(f"[red]drift:[/red] {escape(item.describe())}", highlight=False)
             raise UserError("the checked-in workflows are not what ci/templates/ renders; run `fleet ci render`")
         console.print("workflows match ci/templates/")
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from modelfleet.catalog import Catalog, load_catalog
 from modelfleet.errors import FleetError
@@ -51,7 +52,8 @@ def user_errors() -> Iterator[None]:
         if debug_enabled():
             raise
         message = _validation_line(error) if isinstance(error, ValidationError) else str(error)
-        err_console.print(f"[red]error:[/red] {message}", highlight=False)
+        # escape: a message naming a TOML table ("[prices.per_hour]") is text, not markup.
+        err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -81,4 +83,6 @@ def print_problems(catalog: Catalog) -> None:
     """Warnings in yellow and errors in red, one ``file: field: message`` line each."""
     for problem in catalog.problems:
         colour = "red" if problem.level == "error" else "yellow"
-        err_console.print(f"[{colour}]{problem.level}:[/{colour}] {problem.render(catalog.root)}", highlight=False)
+        err_console.print(
+            f"[{colour}]{problem.level}:[/{colour}] {escape(problem.render(catalog.root))}", highlight=False
+        )

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modelfleet.catalog import CatalogModel
@@ -63,7 +64,7 @@ def status() -> None:
         console.print(table)
         for entry in statuses:
             if entry.detail.get("error"):
-                console.print(f"[yellow]{entry.model}:[/yellow] {entry.detail['error']}", highlight=False)
+                console.print(f"[yellow]{entry.model}:[/yellow] {escape(entry.detail['error'])}", highlight=False)
 
 
 def logs(
@@ -119,7 +120,7 @@ def demo(name: str = typer.Argument("smollm2-135m", help="The model to demonstra
         key, secret = _token_store(settings).create(f"demo-{int(time.time())}")
         credentials = Credentials(key, secret)
         answer = ask(url, credentials, model.served_name, DEMO_QUESTION)
-        console.print(f"[bold]Q:[/bold] {DEMO_QUESTION}\n[bold]A:[/bold] {answer}\n", highlight=False)
+        console.print(f"[bold]Q:[/bold] {DEMO_QUESTION}\n[bold]A:[/bold] {escape(answer)}\n", highlight=False)
         console.print(f"endpoint: {url}/v1  (OpenAI-compatible; model {model.served_name!r})", highlight=False)
         console.print(
             "token (shown once; `fleet token list` shows its name, `fleet token revoke` ends it):", highlight=False
