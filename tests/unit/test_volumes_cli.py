@@ -45,6 +45,8 @@ def _run(*args: str) -> tuple[int, str]:
 
 def test_seed_verify_and_list_a_model(local_model: Path) -> None:
     assert _run("verify", "mine")[0] == 1
+    code, out = _run("volumes")
+    assert code == 0 and "not seeded yet: mine (`fleet seed NAME`" in out
 
     code, out = _run("seed", "mine")
     assert code == 0, out
@@ -59,6 +61,7 @@ def test_seed_verify_and_list_a_model(local_model: Path) -> None:
     code, out = _run("volumes")
     assert code == 0
     assert "modelfleet-weights" in out and "local/mine" in out and "seeded" in out and "stale" not in out
+    assert "not seeded yet" not in out
 
 
 def test_verify_fails_on_a_damaged_file_and_names_it(local_model: Path, fleet_repo: Path) -> None:

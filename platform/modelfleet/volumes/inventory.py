@@ -55,13 +55,7 @@ class WeightsVolume:
 
     def unseeded(self, models: Iterable[CatalogModel]) -> list[str]:
         """Names of the models whose declared revision is not on the volume at all."""
-        on_volume = {(r.where.repo_id, r.where.revision) for r in self.revisions([])}
-        missing = []
-        for model in models:
-            where = location(model, self.root)
-            if (where.repo_id, where.revision) not in on_volume:
-                missing.append(model.name)
-        return sorted(missing)
+        return sorted(m.name for m in models if not location(m, self.root).snapshot.is_dir())
 
     def checkpoint(self, model: CatalogModel) -> Path:
         """The model's checkpoint folder once seeded (see :func:`seeded_checkpoint`)."""
