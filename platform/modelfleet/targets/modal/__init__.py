@@ -273,7 +273,8 @@ class ModalTarget:
         """Never: the Modal Volume is not on this machine; the error names Modal's own listing command.
 
         Every ``fleet seed`` on Modal verifies the volume's manifest before it downloads
-        anything, so a separate verify is not needed there.
+        anything, so a separate verify is not needed there. ``modal volume ls NAME [PATH]
+        --env ENV`` is the client's listing (modal 1.6.4, modal/cli/volume.py ``ls``).
         """
         name = declared_volume(self._catalog(), "weights").name
         raise VolumeNotHereError(
