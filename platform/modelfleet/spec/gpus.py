@@ -37,6 +37,26 @@ GPU_MEMORY_GB: Final[dict[str, float]] = {
     "B200": 180.0,
 }
 
+# CUDA compute capability of each type (NVIDIA's list, developer.nvidia.com/cuda-gpus). It decides
+# which number formats run natively: bf16 needs 8.0 (vLLM casts a bf16 checkpoint to float16 on a T4,
+# which can overflow), FP8 W8A8 needs 8.9 and runs weight-only (FP8 Marlin) from 7.5 down (vLLM docs,
+# features/quantization/fp8: "FP8 computation is supported on NVIDIA GPUs with compute capability
+# >= 8.9 ... FP8 models will run on compute capability >= 7.5 (Turing) as weight-only W8A16").
+COMPUTE_CAPABILITY: Final[dict[str, float]] = {
+    "T4": 7.5,
+    "L4": 8.9,
+    "A10": 8.6,
+    "L40S": 8.9,
+    "A100-40GB": 8.0,
+    "A100-80GB": 8.0,
+    "RTX-PRO-6000": 12.0,
+    "H100": 9.0,
+    "H200": 9.0,
+    "B200": 10.0,
+}
+BF16_MIN_CAPABILITY: Final = 8.0
+FP8_NATIVE_MIN_CAPABILITY: Final = 8.9
+
 # vLLM's sleep mode (and so the GPU snapshot path) needs CUDA; every Modal GPU is
 # CUDA, so this is true for all of them. Kept explicit for the snapshot lint.
 SLEEP_MODE_CAPABLE: Final[frozenset[str]] = frozenset(KNOWN_GPUS)

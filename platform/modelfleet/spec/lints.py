@@ -20,14 +20,13 @@ from modelfleet.spec.cuda import (
     vllm_openai_tag_version,
 )
 from modelfleet.spec.findings import Finding
-from modelfleet.spec.gpus import GPU_MEMORY_GB, parse_gpu_ref
+from modelfleet.spec.fit import gpu_fit, kv_bytes_per_token
+from modelfleet.spec.gpus import parse_gpu_ref
 from modelfleet.spec.model import ModelSpec
 from modelfleet.spec.resources import HOST_SHARE_PER_GPU, MIB_PER_GIB, memory_headroom_gib
 from modelfleet.spec.serving_lints import serving_findings
 from modelfleet.spec.weights import BYTES_PER_PARAM, HuggingFaceWeights
 
-# CUDA context, activations and sampler buffers vLLM needs beyond weights + KV cache.
-RUNTIME_OVERHEAD_GB_PER_GPU = 1.5
 MIN_SLEEP_MODE_VLLM = Version("0.8.0")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -46,7 +45,12 @@ def kv_cache_gb(spec: ModelSpec, max_model_len: int) -> float | None:
         return None
     # The KV cache stays 16-bit even for quantized weights, unless vLLM is told otherwise.
     kv_bytes = 1.0 if any(arg.startswith("--kv-cache-dtype") and "fp8" in arg for arg in _joined(spec)) else 2.0
-    per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * kv_bytes
+    per_token = kv_bytes_per_token(
+        layers=arch.num_hidden_layers,
+        kv_heads=arch.num_key_value_heads,
+        head_dim=arch.head_dim,
+        bytes_per_value=kv_bytes,
+    )
     return per_token * max_model_len / 1e9
 
 
@@ -106,20 +110,22 @@ def _tp_matches_gpus(spec: ModelSpec) -> list[Finding]:
 def _fits_gpu(spec: ModelSpec) -> list[Finding]:
     weights = weights_gb(spec)
     kv = kv_cache_gb(spec, spec.vllm.max_model_len)
-    util = spec.vllm.gpu_memory_utilization
     findings = []
     for name, count in spec.gpu.options():
-        need = weights + (kv or 0.0) + RUNTIME_OVERHEAD_GB_PER_GPU * count
-        have = GPU_MEMORY_GB[name] * count * util
-        if need > have:
-            kv_part = f" + KV cache {kv:.1f} GB at max_model_len={spec.vllm.max_model_len}" if kv is not None else ""
+        fit = gpu_fit(
+            name,
+            count,
+            weights_gb=weights,
+            kv_gb=kv,
+            kv_for=f"at max_model_len={spec.vllm.max_model_len}",
+            utilization=spec.vllm.gpu_memory_utilization,
+        )
+        if not fit.fits:
             findings.append(
                 Finding(
                     "error",
                     "gpu",
-                    f"needs {need:.1f} GB (weights {weights:.1f} GB{kv_part} + overhead "
-                    f"{RUNTIME_OVERHEAD_GB_PER_GPU * count:.1f} GB), {name} x{count} gives "
-                    f"{GPU_MEMORY_GB[name]:.0f} GB x {count} x {util:.2f} = {have:.1f} GB; "
+                    f"{fit.need_text()}, {fit.have_text()}; "
                     "use a larger or additional GPU, a lower max_model_len, or a quantized checkpoint",
                 )
             )
