@@ -22,6 +22,15 @@ Errors carry the ``X-Error-Code`` header the client maps to typed exceptions: ``
 (401 without a token, 403 with a token that is not granted). Gating covers file contents only: the
 listing and repo info of a gated repo stay public, as on the real hub.
 
+Header-only files (:class:`HeaderOnly`, for ``fleet new``'s tests): a safetensors file of a large
+model whose header is stored and whose tensor data is not. The tree, ``HEAD`` and ``X-Linked-Size``
+advertise the declared size; a ranged ``GET`` of at most :data:`SYNTHETIC_READ_LIMIT` bytes is served
+(the header, then zeros where tensor data would be), which is what ``parse_safetensors_file_metadata``
+asks for (``Range: bytes=0-100000``, then ``bytes=8-{n+7}`` for a longer header); any larger read is
+refused with HTTP 500, so a test that downloaded the weights would fail loudly. Its sha256 is of the
+stored prefix and the declared size, not of real content: nothing may verify such a file. Private repos
+(``private=True``) answer ``RepoNotFound`` to a request without an accepted token, as the hub does.
+
 Failure injection: :meth:`LoopbackHub.truncate_next` cuts the next body of a file short (full
 ``Content-Length`` announced, connection closed early) and :meth:`LoopbackHub.corrupt` serves other
 bytes than the hashes the hub advertises. Every request is recorded (:attr:`LoopbackHub.requests`,
@@ -49,6 +58,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 __all__ = [
     "DEFAULT_LFS_PATTERNS",
+    "SYNTHETIC_READ_LIMIT",
+    "HeaderOnly",
     "HubFile",
     "LoopbackHub",
     "RecordedRequest",
@@ -74,6 +85,10 @@ DEFAULT_LFS_PATTERNS: tuple[str, ...] = (
     "tokenizer.json",
 )
 
+# The most a header-only file serves in one read: the client's first header read is 100,001 bytes
+# (huggingface_hub hf_api.parse_safetensors_file_metadata, "bytes=0-100000").
+SYNTHETIC_READ_LIMIT = 1 << 20
+
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _TRUTHY = {"1", "true", "True", "yes"}
@@ -92,6 +107,18 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class HeaderOnly:
+    """A file of ``size`` bytes of which only the first bytes, ``prefix``, are stored (see module doc)."""
+
+    prefix: bytes
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.size < len(self.prefix):
+            raise ValueError(f"declared size {self.size} is below the stored prefix ({len(self.prefix)} bytes)")
+
+
+@dataclass(frozen=True)
 class HubFile:
     """One file of one commit, with the hashes the hub advertises for it."""
 
@@ -101,10 +128,15 @@ class HubFile:
     sha256: str
     git_oid: str  # blob sha1 of the content (regular file) or of the LFS pointer (LFS file)
     pointer_size: int  # size of the LFS pointer; 0 for regular files
+    declared_size: int | None = None  # header-only files: the size advertised; ``data`` is the stored prefix
 
     @classmethod
-    def build(cls, path: str, data: bytes, *, lfs: bool) -> HubFile:
-        """Compute the hashes of ``data`` the way the hub does."""
+    def build(cls, path: str, data: bytes | HeaderOnly, *, lfs: bool) -> HubFile:
+        """Compute the hashes of ``data`` the way the hub does (synthetic ones for a header-only file)."""
+        if isinstance(data, HeaderOnly):
+            sha256 = hashlib.sha256(b"header-only\0%d\0" % data.size + data.prefix).hexdigest()
+            pointer = lfs_pointer(sha256, data.size)
+            return cls(path, data.prefix, True, sha256, git_blob_sha1(pointer), len(pointer), data.size)
         sha256 = hashlib.sha256(data).hexdigest()
         if lfs:
             pointer = lfs_pointer(sha256, len(data))
@@ -113,8 +145,8 @@ class HubFile:
 
     @property
     def size(self) -> int:
-        """Size of the real content in bytes."""
-        return len(self.data)
+        """Size of the content in bytes (the declared size of a header-only file)."""
+        return self.declared_size if self.declared_size is not None else len(self.data)
 
     @property
     def etag(self) -> str:
@@ -155,6 +187,7 @@ class RecordedRequest:
 class _Repo:
     repo_id: str
     gated: bool
+    private: bool = False
     commits: dict[str, dict[str, HubFile]] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
 
@@ -256,18 +289,20 @@ class LoopbackHub:
     def add_repo(
         self,
         repo_id: str,
-        files: Mapping[str, bytes],
+        files: Mapping[str, bytes | HeaderOnly],
         gated: bool = False,
         *,
         lfs_patterns: Iterable[str] = DEFAULT_LFS_PATTERNS,
         ref: str = "main",
+        private: bool = False,
     ) -> str:
         """Add a commit holding ``files`` to ``repo_id`` (created if new) and point ``ref`` at it.
 
         Returns the commit sha: 40 hex, deterministic (sha1 over the repo id and each file's path and
         sha256), so the same content always gets the same revision. Calling again for the same repo
         adds another commit and moves ``ref`` -- how a branch moves under a pinned revision.
-        Files whose name matches ``lfs_patterns`` are listed and served as LFS files.
+        Files whose name matches ``lfs_patterns`` are listed and served as LFS files; a
+        :class:`HeaderOnly` value is always an LFS file. ``private``: only an accepted token sees the repo.
         """
         patterns = tuple(lfs_patterns)
         built: dict[str, HubFile] = {}
@@ -277,7 +312,8 @@ class LoopbackHub:
                 raise ValueError(f"bad file path: {path!r}")
             name = clean.rsplit("/", 1)[-1]
             is_lfs = any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(clean, p) for p in patterns)
-            built[clean] = HubFile.build(clean, bytes(data), lfs=is_lfs)
+            content = data if isinstance(data, HeaderOnly) else bytes(data)
+            built[clean] = HubFile.build(clean, content, lfs=is_lfs)
         digest = hashlib.sha1(f"loopback-hub\0{repo_id}\0".encode())
         for path in sorted(built):
             digest.update(f"{path}\0{built[path].sha256}\0".encode())
@@ -287,6 +323,7 @@ class LoopbackHub:
             if repo is None:
                 repo = self._repos[repo_id] = _Repo(repo_id=repo_id, gated=gated)
             repo.gated = gated
+            repo.private = private
             repo.commits[sha] = built
             repo.refs[ref] = sha
         return sha
@@ -384,9 +421,12 @@ class LoopbackHub:
     def _repo(self, repo_id: str, token: str | None) -> _Repo:
         with self._lock:
             repo = self._repos.get(repo_id)
-        if repo is None:
+        if repo is None or (repo.private and not self._accepts(token)):
             raise _HubError(401 if token is None else 404, "RepoNotFound", "Repository not found")
         return repo
+
+    def _accepts(self, token: str | None) -> bool:
+        return token is not None and (self._accepted_tokens is None or token in self._accepted_tokens)
 
     def _resolve(self, repo: _Repo, revision: str) -> str:
         with self._lock:
@@ -608,7 +648,7 @@ class _Handler(BaseHTTPRequestHandler):
             "modelId": repo_id,
             "author": author,
             "sha": sha,
-            "private": False,
+            "private": repo.private,
             "gated": "manual" if repo.gated else False,
             "disabled": False,
             "tags": [],
@@ -635,7 +675,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         body = hub._served_bytes(repo_id, hub_file)
-        total = len(body)
+        total = hub_file.size if hub_file.declared_size is not None else len(body)
         status, start, end = 200, 0, total
         range_header = self.headers.get("Range")
         if range_header:
@@ -657,6 +697,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
+        if hub_file.declared_size is not None and end > len(body):
+            if end - start > SYNTHETIC_READ_LIMIT:
+                raise _HubError(
+                    500,
+                    None,
+                    f"loopback hub: only the header of {file_path} is stored; reads past it are limited to "
+                    f"{SYNTHETIC_READ_LIMIT} bytes (asked bytes {start}-{end - 1})",
+                )
+            body = body + bytes(end - len(body))  # zeros where tensor data would be
         chunk = body[start:end]
         cut = hub._pop_truncation(repo_id, file_path)
 

@@ -152,51 +152,6 @@ def test_schema_describes_every_field() -> None:
     assert missing == []
 
 
-def test_new_scaffolds_a_folder_that_validates(fleet_repo: Path) -> None:
-    result = runner.invoke(
-        app, ["new", "my-model", "--hf", "org/My-Model", "--revision", SHA, "--gpu", "H100:2", "--params-b", "30"]
-    )
-    assert result.exit_code == 0, result.output
-    text = (fleet_repo / "models/my-model/model.toml").read_text()
-    # tensor_parallel_size is left to its default, the GPU count.
-    assert 'repo = "org/My-Model"' in text and "tensor_parallel_size =" not in text
-    # Two GPUs: the scaffold turns the GPU snapshot off (it would not restore), with the reason.
-    assert "gpu_snapshot = false" in text and "NVIDIA/cuda-checkpoint#27" in text
-    assert (fleet_repo / "models/my-model/README.md").is_file()
-    assert runner.invoke(app, ["validate"]).exit_code == 0
-    show = runner.invoke(app, ["show", "my-model", "--format", "json"])
-    assert json.loads(show.output)["vllm"]["tensor_parallel_size"] == 2
-
-
-def test_new_on_one_gpu_keeps_the_fleet_default_gpu_snapshot(fleet_repo: Path) -> None:
-    result = runner.invoke(
-        app, ["new", "one", "--hf", "org/One", "--revision", SHA, "--gpu", "L40S", "--params-b", "8"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "gpu_snapshot" not in (fleet_repo / "models/one/model.toml").read_text()
-    show = runner.invoke(app, ["show", "one", "--format", "json"])
-    assert json.loads(show.output)["snapshot"]["gpu_snapshot"] is True
-
-
-def test_new_refuses_what_would_not_validate_and_writes_nothing(fleet_repo: Path) -> None:
-    result = runner.invoke(app, ["new", "big", "--hf", "org/big", "--revision", SHA, "--gpu", "L4", "--params-b", "70"])
-    assert result.exit_code == 1
-    assert "models/big would not validate, nothing written: gpu: needs" in result.output
-    assert not (fleet_repo / "models/big").exists()
-
-
-def test_new_refuses_an_unpinned_revision(fleet_repo: Path) -> None:
-    result = runner.invoke(app, ["new", "x", "--hf", "org/x", "--revision", "main", "--gpu", "H100"])
-    assert result.exit_code == 1
-    assert "weights.revision: 'main' is not a commit hash" in result.output
-
-
-def test_new_refuses_an_unknown_gpu(fleet_repo: Path) -> None:
-    result = runner.invoke(app, ["new", "x", "--hf", "org/x", "--revision", SHA, "--gpu", "V100"])
-    assert result.exit_code == 1
-    assert "--gpu: unknown GPU 'V100'; known: T4, L4" in result.output
-
-
 def test_cost_reports_floor_and_ceiling(write_model: WriteModel) -> None:
     write_model("alpha", MINIMAL_MODEL + "\n[scaling]\nmin_containers = 1\nmax_containers = 3\n")
     result = runner.invoke(app, ["cost"], env={"COLUMNS": "200"})

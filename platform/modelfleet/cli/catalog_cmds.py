@@ -18,9 +18,9 @@ from modelfleet.cli.common import (
     print_problems,
     user_errors,
 )
+from modelfleet.cli.new_cmd import new
 from modelfleet.files import write_atomic
 from modelfleet.plan import fleet_cost
-from modelfleet.scaffold import scaffold_model
 from modelfleet.spec.schema import SCHEMA_PATH, render_schema
 
 
@@ -100,29 +100,6 @@ def schema(
             return
         write_atomic(path, fresh)
         console.print(f"wrote {SCHEMA_PATH}")
-
-
-def new(
-    name: str = typer.Argument(help="Folder name (lowercase, digits, hyphens)."),
-    hf: str = typer.Option(..., "--hf", help="Hugging Face repo, org/name."),
-    revision: str = typer.Option(..., "--revision", help="40-hex commit of that repo."),
-    gpu: str = typer.Option(..., "--gpu", help="GPU type, optionally with a count: H100 or H100:2."),
-    params_billion: float = typer.Option(8.0, "--params-b", help="Parameter count in billions."),
-    max_model_len: int = typer.Option(8192, "--max-model-len", help="Context length to serve."),
-) -> None:
-    """Scaffold models/NAME/ from the template; the result validates or nothing is written."""
-    with user_errors():
-        settings = load_settings()
-        folder = scaffold_model(
-            settings,
-            name=name,
-            repo=hf,
-            revision=revision,
-            gpu=gpu,
-            params_billion=params_billion,
-            max_model_len=max_model_len,
-        )
-        console.print(f"created {folder.relative_to(settings.root)}/ (model.toml, README.md); it validates")
 
 
 def cost() -> None:
