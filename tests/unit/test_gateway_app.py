@@ -144,3 +144,15 @@ def test_a_revoked_key_is_refused_by_every_gateway_within_five_seconds(fleet: Fl
             return httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=bearer(key)).status_code == 401
 
         assert wait_until(refused, 5.0, interval=0.2), url
+
+
+def test_a_client_hanging_up_while_held_is_never_sent_to_the_waking_model(fleet: Fleet) -> None:
+    url = fleet.gateway(cold_start_hold_s=60)
+    key = fleet.key("alice")
+    fleet.upstream.unavailable = 10_000
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=bearer(key), timeout=1.0)
+    fleet.upstream.unavailable = 0  # the model is up now: a request still held would go through
+    ledger = Ledger(fleet.ledger_path)
+    assert wait_until(lambda: sum(r.counts.requests for r in ledger.rows()) == 1, 10)
+    assert fleet.upstream.received == [] and ledger.rows()[0].counts.errors == 0

@@ -32,6 +32,7 @@ from modelfleet.gateway.quotas import QuotaExceeded, Quotas, Reservation
 from modelfleet.gateway.routing import Router
 from modelfleet.gateway.upstream import (
     DROP_REQUEST_HEADERS,
+    ClientGone,
     MeteredRelay,
     StillStarting,
     Upstream,
@@ -207,18 +208,32 @@ class _Gateway:
 
         try:
             answer = await send_holding(
-                self.pool, upstream, request.url.path, headers, body, self.config.cold_start_hold_s
+                self.pool,
+                upstream,
+                request.url.path,
+                headers,
+                body,
+                self.config.cold_start_hold_s,
+                client_gone=request.is_disconnected,
             )
         except StillStarting:
             await settle(None, True)
             message = f"model {served!r} is still starting after {self.config.cold_start_hold_s:.0f} s; retry shortly"
             return error_response(503, message, "unavailable", 10)
+        except ClientGone:
+            await settle(None, False)
+            return Response(status_code=499)
         except TimeoutError:
             await settle(None, True)
             return error_response(504, f"model {served!r} did not answer in time", "timeout")
         except aiohttp.ClientError:
             await settle(None, True)
             return error_response(502, f"model {served!r} could not be reached", "bad_gateway")
+        except BaseException:
+            # Cancelled (the server stopping): the reservation and the GPU share must still end.
+            with anyio.CancelScope(shield=True):
+                await settle(None, True)
+            raise
         ok = answer.status < 400
         tap = UsageTap(stream=stream and ok, strip=stream and ok and not client_wants_usage)
 

@@ -92,6 +92,10 @@ class StillStarting(Exception):
     """The model kept answering 503 (or refusing connections) until the hold deadline."""
 
 
+class ClientGone(Exception):
+    """The client hung up while its request was held for a starting model."""
+
+
 async def send_holding(
     pool: UpstreamPool,
     upstream: Upstream,
@@ -99,13 +103,16 @@ async def send_holding(
     headers: Mapping[str, str],
     body: bytes,
     hold_s: float,
+    *,
+    client_gone: Callable[[], Awaitable[bool]] | None = None,
 ) -> aiohttp.ClientResponse:
     """POST/GET to the model; while it answers 503 or is not listening yet, retry until ``hold_s`` passes.
 
     A 503 from the model's edge (starting, waking, asleep) or a refused connection means
     the request was not processed, so sending it again is safe. Any other answer is
     returned as soon as its headers arrive, so a stream starts at once. Raises
-    ``StillStarting`` at the deadline; aiohttp's errors for anything else.
+    ``StillStarting`` at the deadline, ``ClientGone`` when ``client_gone()`` says the client
+    left while held (no reason to wake a model for nobody); aiohttp's errors for anything else.
     """
     deadline = time.monotonic() + hold_s
     method = "POST" if body else "GET"
@@ -130,6 +137,8 @@ async def send_holding(
             raise StillStarting
         attempt += 1
         await anyio.sleep(min(wait, left))
+        if client_gone is not None and await client_gone():
+            raise ClientGone
 
 
 class MeteredRelay(RelayResponse):
