@@ -57,3 +57,18 @@ def test_a_missing_file_raises_as_a_plain_read_would(tmp_path: Path) -> None:
     (tmp_path / "present").write_bytes(b"x" * 5000)
     with pytest.raises(FileNotFoundError):
         sha256_files([tmp_path / "present", tmp_path / "missing"], threads=2)
+
+
+@pytest.mark.parametrize(("text", "cpus"), [("400000 100000\n", 4.0), ("150000 100000", 1.5), ("max 100000", None)])
+def test_a_cgroup_cpu_quota_is_read_as_cpus(tmp_path: Path, text: str, cpus: float | None) -> None:
+    quota = tmp_path / "cpu.max"
+    quota.write_text(text)
+    assert hashing._cgroup_cpu_quota(quota) == cpus
+
+
+def test_threads_never_exceed_the_cap_or_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hashing.os, "sched_getaffinity", lambda _pid: set(range(64)))
+    monkeypatch.setattr(hashing, "_cgroup_cpu_quota", lambda: 4.0)
+    assert hashing.hashing_threads() == 4
+    monkeypatch.setattr(hashing, "_cgroup_cpu_quota", lambda: None)
+    assert hashing.hashing_threads() == hashing.MAX_THREADS

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import queue
 import threading
@@ -37,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 READ_SIZE = 16 * 2**20
+# Past a handful of threads the disk is the limit, and each thread holds a block buffer.
+MAX_THREADS = 8
 # The unit of parallel verification within a file: small enough that a 269 MB shard spreads
 # over two cores (9 blocks), large enough that a 140 GB checkpoint's manifest stays small
 # (~4,200 digests).
@@ -46,8 +49,25 @@ _BUFFERS = 3
 
 
 def hashing_threads() -> int:
-    """Threads to hash with: the cores this process may run on."""
-    return max(1, len(os.sched_getaffinity(0)))
+    """Threads to hash with: the cores this process may use, at most ``MAX_THREADS``.
+
+    A container limited by a CPU quota (Modal's ``cpu=``, a cgroup's ``cpu.max``) still sees
+    every core of its host in its affinity mask; the quota is what it may use.
+    """
+    cores = len(os.sched_getaffinity(0))
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, min(cores, MAX_THREADS))
+
+
+def _cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> float | None:
+    """CPUs allowed by the cgroup v2 quota (``"400000 100000"`` -> 4.0); None when unlimited or unknown."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
 
 
 def sha256_file(path: Path) -> str:
