@@ -18,11 +18,10 @@ from rich.table import Table
 
 from modelfleet.catalog import load_catalog
 from modelfleet.cli.common import UserError, console, load_settings, load_settings_and_catalog, user_errors
-from modelfleet.gateway.app import build_gateway
 from modelfleet.gateway.config import GatewayConfig, load_gateway_config
 from modelfleet.gateway.keys import KeyLimits, KeyRecord, KeyStore, new_key, now_text
 from modelfleet.gateway.ledger import COLUMNS, UsageRow
-from modelfleet.gateway.server import open_key_store, open_ledger, serve_gateway
+from modelfleet.gateway.server import fleet_gateway, open_key_store, open_ledger, serve_gateway
 from modelfleet.gateway.upstream import Upstream
 from modelfleet.settings import FLEET_FILE, FleetSettings
 
@@ -206,13 +205,7 @@ def gateway_serve(
             upstreams[served] = Upstream(
                 url, headers, model.spec.gpu.type if model else "", model.spec.gpu.count if model else 1
             )
-        app = build_gateway(
-            config,
-            upstreams,
-            key_store=_store(settings, config),
-            ledger=open_ledger(config, settings.state_path),
-            prices=settings.prices.per_hour,
-        )
+        app = fleet_gateway(settings, upstreams, config)
         bind_host, bind_port = host or config.host, port or config.port
         console.print(f"gateway on http://{bind_host}:{bind_port}/v1 -> {', '.join(sorted(upstreams))}")
         serve_gateway(app, host=bind_host, port=bind_port)

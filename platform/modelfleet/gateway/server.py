@@ -3,6 +3,7 @@ and a Modal app call.
 
 - ``open_key_store`` / ``open_ledger``: the stores fleet.toml's ``[gateway]`` names;
 - ``upstream_for``: a catalog model + its endpoint and credentials -> ``Upstream``;
+- ``fleet_gateway``: the app for a fleet's settings and upstreams (all of the above);
 - ``gateway_server``: a uvicorn server for the app (run it in a thread or a loop of your
   own); ``serve_gateway`` blocks until the process is told to stop.
 """
@@ -18,11 +19,13 @@ import uvicorn
 from starlette.applications import Starlette
 
 from modelfleet.catalog import CatalogModel
-from modelfleet.gateway.config import GatewayConfig
+from modelfleet.gateway.app import build_gateway
+from modelfleet.gateway.config import GatewayConfig, load_gateway_config
 from modelfleet.gateway.key_stores import LocalKeyStore, ModalKeyStore
 from modelfleet.gateway.keys import KeyStore
 from modelfleet.gateway.ledger import Ledger
 from modelfleet.gateway.upstream import Upstream
+from modelfleet.settings import FLEET_FILE, FleetSettings
 
 
 def open_key_store(
@@ -44,6 +47,23 @@ def upstream_for(model: CatalogModel, base_url: str, headers: Mapping[str, str] 
     """How the gateway reaches ``model`` at ``base_url`` with ``headers`` (its proxy-token headers)."""
     return Upstream(
         base_url=base_url, headers=dict(headers or {}), gpu_type=model.spec.gpu.type, gpu_count=model.spec.gpu.count
+    )
+
+
+def fleet_gateway(
+    settings: FleetSettings, upstreams: Mapping[str, Upstream], config: GatewayConfig | None = None
+) -> Starlette:
+    """``build_gateway`` with what the fleet's settings name: fleet.toml's [gateway] table (unless
+    ``config`` is given), the target's key store, the local ledger and the fleet's GPU prices."""
+    config = config or load_gateway_config(settings.root / FLEET_FILE)
+    return build_gateway(
+        config,
+        upstreams,
+        key_store=open_key_store(
+            config, settings.state_path, target=settings.target, modal_environment=settings.modal_environment
+        ),
+        ledger=open_ledger(config, settings.state_path),
+        prices=settings.prices.per_hour,
     )
 
 
