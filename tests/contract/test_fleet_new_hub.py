@@ -91,6 +91,7 @@ def hub() -> Iterator[LoopbackHub]:
             _repo_files(LLAMA_8B, shards=2, config=llama_config(LLAMA_8B)),
             gated=True,
         )
+        server.add_repo("acme/private-8b", _repo_files(LLAMA_8B, shards=2, config=llama_config(LLAMA_8B)), private=True)
         server.add_repo("acme/vl-7b", _vision_repo())
         server.add_repo("acme/huge", _repo_files(HUGE, shards=8, config=llama_config(HUGE)))
         short = Shape(**{**LLAMA_8B.__dict__, "max_positions": 8192})
@@ -320,3 +321,48 @@ def test_gpu_override_shows_its_fit_and_refuses_one_that_is_short(fleet: Path) -
     (line,) = _error_lines(short.output)
     assert "--gpu L4: needs 26.2 GB" in line and "L4 x1 gives 24 GB x 1 x 0.90 = 21.6 GB: 4.6 GB short" in line
     assert not (fleet / "models/small-gpu").exists()
+
+
+def test_a_gated_repo_asks_a_person_at_a_terminal_for_the_secret(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr("modelfleet.cli.new_cmd.can_prompt", lambda: True)
+    result = runner.invoke(app, ["new", "asked", "--hf", "meta/gated-8b"], input="team-hf\n")
+    assert result.exit_code == 0, result.output
+    assert "modal secret create huggingface-secret HF_TOKEN=hf_..." in result.output
+    weights = _toml(fleet, "asked")["weights"]
+    assert isinstance(weights, dict) and weights["token_secret"] == "team-hf"
+
+
+def test_a_private_repo_is_not_found_without_a_token_and_needs_the_secret_with_one(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unseen = runner.invoke(app, ["new", "private", "--hf", "acme/private-8b"])
+    assert unseen.exit_code == 1
+    (line,) = _error_lines(unseen.output)
+    assert "acme/private-8b not found" in line and "it is private: set HF_TOKEN=hf_..." in line
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    missing = runner.invoke(app, ["new", "private", "--hf", "acme/private-8b"])
+    assert missing.exit_code == 1 and "--token-secret: acme/private-8b is private;" in missing.output
+    result = runner.invoke(app, ["new", "private", "--hf", "acme/private-8b", "--token-secret", "hf-acme"])
+    assert result.exit_code == 0, result.output
+    assert "the repo is private" in (fleet / "models/private/README.md").read_text()
+    assert runner.invoke(app, ["validate"]).exit_code == 0
+
+
+def test_the_loopback_hub_refuses_to_serve_the_weights_of_a_header_only_file(hub: LoopbackHub, tmp_path: Path) -> None:
+    """The fixture repos hold headers only: a client that tried to download a shard would fail, not pass."""
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    sha = _ref_sha(hub, "acme/dense-8b", "main")
+    metadata = HfApi(endpoint=hub.endpoint, token=False).get_safetensors_metadata("acme/dense-8b", revision=sha)
+    assert sum(m.parameter_count["BF16"] for m in metadata.files_metadata.values()) == 8_030_261_248
+    with pytest.raises(HfHubHTTPError, match="500"):
+        hf_hub_download(
+            "acme/dense-8b",
+            "model-00001-of-00004.safetensors",
+            revision=sha,
+            endpoint=hub.endpoint,
+            token=False,
+            cache_dir=str(tmp_path),
+        )

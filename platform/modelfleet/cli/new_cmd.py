@@ -100,6 +100,11 @@ def _progress() -> Iterator[Step]:
         yield lambda message: status.update(message)
 
 
+def can_prompt() -> bool:
+    """Whether a person can answer a question: stdin and stderr are a terminal, and this is no CI job."""
+    return sys.stdin.isatty() and is_interactive(sys.stderr)
+
+
 def _token_secret(checkpoint: Checkpoint, given: str | None) -> str | None:
     """The Modal secret for a gated or private repo: given, asked for at a terminal, else a user error."""
     if not checkpoint.needs_token:
@@ -107,7 +112,7 @@ def _token_secret(checkpoint: Checkpoint, given: str | None) -> str | None:
     if given:
         return given
     kind = "gated" if checkpoint.gated else "private"
-    if sys.stdin.isatty() and is_interactive(sys.stderr):
+    if can_prompt():
         err_console.print(f"{checkpoint.repo} is {kind}: {SECRET_HELP}.")
         return str(typer.prompt("Modal secret holding HF_TOKEN", default=DEFAULT_TOKEN_SECRET))
     raise UserError(f"--token-secret: {checkpoint.repo} is {kind}; {SECRET_HELP}")
