@@ -194,6 +194,20 @@ def test_gated_repo_without_a_token_is_one_line_naming_the_license_the_token_and
     assert not (fleet / "models/gated").exists() and "Traceback" not in result.output
 
 
+def test_gated_repo_with_a_token_that_has_no_access_says_to_accept_the_license(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_someone_else")
+    result = runner.invoke(app, ["new", "gated", "--hf", "meta/gated-8b", "--token-secret", "hf-meta"])
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.output)
+    assert (
+        "the HF_TOKEN in the environment has no access: accept the license at https://huggingface.co/meta/gated-8b"
+        in line
+    )
+    assert "hf_someone_else" not in result.output and not (fleet / "models/gated").exists()
+
+
 def test_gated_repo_with_a_token_asks_for_the_modal_secret_then_writes_it(
     fleet: Path, hub: LoopbackHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
