@@ -82,18 +82,18 @@ def test_rollback_on_failure_records_a_target_without_rollback_as_skipped(
 def test_fleet_rollback_on_the_local_target_exits_1_and_records_what_smoke_would(
     endpoint: FakeEndpoint, fleet_repo: Path
 ) -> None:
-    endpoint.behaviour.expose_dev_routes = True
-    CliRunner().invoke(app, ["smoke", DEMO, "--rollback-on-failure", "--timeout", "10"])
-    from_smoke = report(fleet_repo)["parts"]["rollback"]  # type: ignore[index]
-
     done = CliRunner().invoke(app, ["rollback", DEMO])
 
     assert done.exit_code == 1
     assert "rollback of smollm2-135m skipped: the local target has no rollback" in done.output
     assert "rollback needs FLEET_TARGET=modal" in done.output
     from_rollback = report(fleet_repo)["parts"]["rollback"]  # type: ignore[index]
-    assert {k: v for k, v in from_rollback.items() if k != "at"} == {k: v for k, v in from_smoke.items() if k != "at"}
     assert from_rollback["target"] == "local" and from_rollback["result"] == "skipped"
+
+    endpoint.behaviour.expose_dev_routes = True
+    CliRunner().invoke(app, ["smoke", DEMO, "--rollback-on-failure", "--timeout", "10"])
+    from_smoke = report(fleet_repo)["parts"]["rollback"]  # type: ignore[index]
+    assert {k: v for k, v in from_rollback.items() if k != "at"} == {k: v for k, v in from_smoke.items() if k != "at"}
 
 
 def test_snapshot_on_the_local_target_stops_the_engine_and_records_one_plain_cold_start(
