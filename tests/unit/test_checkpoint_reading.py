@@ -87,7 +87,9 @@ def test_quantization_config_becomes_the_weights_dtype(
 
 
 def test_a_config_without_the_decoder_fields_is_refused_with_the_field() -> None:
-    with pytest.raises(CheckpointError, match=re.escape("config.json: num_hidden_layers: is None, not a positive integer")):
+    with pytest.raises(
+        CheckpointError, match=re.escape("config.json: num_hidden_layers: is None, not a positive integer")
+    ):
         parse_config({"architectures": ["T5ForConditionalGeneration"]}, where="config.json")
 
 
