@@ -1,12 +1,13 @@
 """Which Modal primitive serves each example model, and what its deploy sends (real client, loopback API).
 
 The rule (``targets/modal/primitive.py``): a Modal Server when the model keeps a container
-running (``min_containers >= 1``), the classic web endpoint when it scales to zero (a
-Server answers 503 while no container runs) or blocks egress (``block_network``, which
-Servers lack). The four example models scale to zero, so they deploy as declared with
-the classic endpoint (tests/contract/test_modal_target.py asserts its fields); here the
-same four folders with one warm container deploy as Servers, and what FunctionCreate
-carries is asserted field by field. A Server is then served through the loopback front.
+running (``min_containers >= 1``) and allows egress, the classic web endpoint when it
+scales to zero (a Server answers 503 while no container runs) or blocks egress (the
+default: ``block_network``, which Servers lack). The four example models scale to zero
+and block egress, so they deploy as declared with the classic endpoint
+(tests/contract/test_modal_target.py asserts its fields); here the same four folders with
+one warm container and egress allowed deploy as Servers, and what FunctionCreate carries
+is asserted field by field. A Server is then served through the loopback front.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def _with_min_containers(text: str, count: int) -> str:
     return text.replace("[scaling]\n", f"[scaling]\nmin_containers = {count}\n", 1)
 
 
+def _as_server(text: str) -> str:
+    """One warm container and egress allowed: what a model needs to be served by a Modal Server."""
+    return _with_min_containers(text, 1) + '\n[privacy]\negress = "allowed"\n'
+
+
 @dataclass
 class Deployed:
     api: ModalApiRecorder
@@ -67,7 +73,7 @@ def warm_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     root = _fleet_root(tmp_path_factory.mktemp("warm-fleet"))
     for name in EXAMPLE_MODELS:
         toml = root / "models" / name / "model.toml"
-        toml.write_text(_with_min_containers(toml.read_text(), 1))
+        toml.write_text(_as_server(toml.read_text()))
     with ModalApiRecorder() as api:
         create_workspace(api, root)
         outcomes = drive(api, "deploy", "commit-1", root=root)
@@ -143,9 +149,7 @@ def test_the_server_carries_port_auth_concurrency_grace_snapshots_and_resources(
 def test_a_declared_grace_period_and_a_public_server_reach_modal(tmp_path: Path) -> None:
     root = _fleet_root(tmp_path, models=["smollm2-135m"], extra="\n[auth]\npublic = true\n")
     toml = root / "models" / "smollm2-135m" / "model.toml"
-    toml.write_text(
-        _with_min_containers(toml.read_text(), 1).replace("[scaling]\n", "[scaling]\nexit_grace_period = 45\n")
-    )
+    toml.write_text(_as_server(toml.read_text()).replace("[scaling]\n", "[scaling]\nexit_grace_period = 45\n"))
     with ModalApiRecorder() as api:
         create_workspace(api, root)
         (outcome,) = drive(api, "deploy", "commit-1", root=root)
@@ -154,9 +158,9 @@ def test_a_declared_grace_period_and_a_public_server_reach_modal(tmp_path: Path)
     assert (server.http_config.exit_grace_period, server.http_config.unauthenticated) == (45, True)
 
 
-def test_blocked_egress_deploys_the_classic_endpoint_with_block_network(tmp_path: Path) -> None:
-    # Even with a warm container: Servers take no block_network (modal 1.6.4 App.server).
-    root = _fleet_root(tmp_path, models=["smollm2-135m"], extra='\n[privacy]\negress = "blocked"\n')
+def test_a_warm_model_blocks_egress_by_default_on_the_classic_endpoint(tmp_path: Path) -> None:
+    # No [privacy] table: blocked is the default, and Servers take no block_network (modal 1.6.4 App.server).
+    root = _fleet_root(tmp_path, models=["smollm2-135m"])
     toml = root / "models" / "smollm2-135m" / "model.toml"
     toml.write_text(_with_min_containers(toml.read_text(), 1))
     with ModalApiRecorder() as api:
@@ -168,13 +172,22 @@ def test_blocked_egress_deploys_the_classic_endpoint_with_block_network(tmp_path
     cls = definitions["Server.*"]
     assert cls.method_definitions["serve"].webhook_config.type == api_pb2.WEBHOOK_TYPE_WEB_SERVER
     assert all(fn.block_network for fn in _ranked(cls))
+    # restrict_modal_access (``untrusted`` on the wire) stays off: the class commits its compile cache.
+    assert not any(fn.untrusted for fn in _ranked(cls))
     assert not cls.is_server
+
+
+def test_a_server_serves_with_its_network_open_because_the_model_allows_egress(warm_fleet: Deployed) -> None:
+    for name in EXAMPLE_MODELS:
+        server = _definitions(warm_fleet.api, f"fleet-{name}")["Server"]
+        assert server.is_server
+        assert not any(fn.block_network or fn.untrusted for fn in _ranked(server)), name
 
 
 def test_a_server_with_no_container_answers_503_boots_and_then_serves(tmp_path: Path) -> None:
     root = _fleet_root(tmp_path, models=["smollm2-135m"])
     toml = root / "models" / "smollm2-135m" / "model.toml"
-    toml.write_text(_with_min_containers(toml.read_text(), 1))
+    toml.write_text(_as_server(toml.read_text()))
     served = "smollm2-135m"
     with FakeEndpoint(Behaviour(auth=False, served_names=[served])) as upstream, ModalApiRecorder() as api:
         create_workspace(api, root)
@@ -220,7 +233,7 @@ class _SlowUpstream(BaseHTTPRequestHandler):
 def test_a_server_answers_429_above_its_max_concurrency(tmp_path: Path) -> None:
     root = _fleet_root(tmp_path, models=["smollm2-135m"])
     toml = root / "models" / "smollm2-135m" / "model.toml"
-    text = _with_min_containers(toml.read_text(), 1)
+    text = _as_server(toml.read_text())
     text = text.replace("target_concurrent_inputs = 32", "target_concurrent_inputs = 1")
     toml.write_text(text.replace("max_concurrent_inputs = 64", "max_concurrent_inputs = 1"))
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _SlowUpstream)

@@ -7,6 +7,7 @@ slow streamed answer; the edge is the real ``edge_main`` process under the real 
 from __future__ import annotations
 
 import os
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -133,3 +134,39 @@ def test_the_argv_the_container_runs_is_one_edge_main_accepts(tmp_path: Path) ->
     args = parser().parse_args(argv[3:])
     assert (args.auth, args.graceful_shutdown, args.timeout) == ("modal-proxy", 600, 30.0)
     assert args.health_json == {"boot": "restore", "snapshot": "gpu", "boot_seconds": 4.2}
+
+
+class _UnixHttpServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class _UnixUpstream(_Upstream):
+    def address_string(self) -> str:  # a Unix socket's peer has no host to print
+        return "unix"
+
+
+def test_the_edge_relays_to_an_engine_that_serves_on_a_unix_socket(tmp_path: Path) -> None:
+    # The local target's isolated vLLM serves on --uds: the edge's only way to it is that file.
+    socket_path = tmp_path / "vllm.sock"
+    server = _UnixHttpServer(str(socket_path), _UnixUpstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Upstream.healthy = True
+    edge = EdgeProcess(
+        upstream_url="http://localhost",
+        upstream_socket=str(socket_path),
+        port=free_port(),
+        auth_mode="modal-proxy",
+        upstream_timeout=30.0,
+        grace=5,
+        log_path=tmp_path / "edge.log",
+        host="127.0.0.1",
+    )
+    try:
+        edge.start(timeout=30)
+        base = f"http://127.0.0.1:{edge.port}"
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+        streamed = httpx.post(f"{base}/v1/completions", json={}, timeout=30)
+        assert streamed.status_code == 200 and streamed.text == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    finally:
+        edge.stop()
+        server.shutdown()

@@ -118,7 +118,7 @@ def test_min_containers_warns_with_its_monthly_floor_cost(write_model: WriteMode
     write_model("tiny", MINIMAL_MODEL + "\n[scaling]\nmin_containers = 2\nmax_containers = 4\n")
     catalog = _load()
     assert "tiny" in catalog.models  # a warning does not block
-    (message,) = _findings(catalog, "warning")
+    (message,) = [m for m in _findings(catalog, "warning") if m.startswith("scaling.min_containers")]
     # 2 x H100 at $3.95/h (fleet.toml) = $7.90/h, x 730 h.
     assert message == (
         "scaling.min_containers: min_containers = 2 keeps 2 x H100 x1 running even when idle: "

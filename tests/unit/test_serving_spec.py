@@ -59,10 +59,28 @@ def test_a_grace_as_long_as_the_timeout_is_not_warned_about(write_model: WriteMo
     assert not [m for m in _messages(_load(), "warning") if m.startswith("scaling.exit_grace_period")]
 
 
-def test_blocked_egress_is_warned_about_with_what_is_not_enforced(write_model: WriteModel) -> None:
-    write_model("tiny", _with("privacy", 'egress = "blocked"'))
+def test_egress_is_blocked_by_default(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL)
+    assert _load().require("tiny").spec.privacy.egress == "blocked"
+
+
+def test_a_fleet_default_in_fleet_toml_sets_egress_for_every_model(write_model: WriteModel, tmp_path: Path) -> None:
+    write_model("tiny", MINIMAL_MODEL)
+    fleet_toml = tmp_path / "fleet.toml"
+    fleet_toml.write_text(fleet_toml.read_text() + '\n[defaults.privacy]\negress = "allowed"\n')
+    assert _load().require("tiny").spec.privacy.egress == "allowed"
+
+
+def test_a_warm_blocked_model_is_told_it_gets_no_server_and_how_to_get_one(write_model: WriteModel) -> None:
+    write_model("tiny", _with("scaling", "min_containers = 1"))
     (message,) = [m for m in _messages(_load(), "warning") if m.startswith("privacy.egress")]
-    assert "block_network=True" in message and "does not document" in message and "local target" in message
+    assert "min_containers = 1 would serve through a Modal Server" in message
+    assert "block_network=True" in message and 'egress = "allowed"' in message
+
+
+def test_a_scale_to_zero_blocked_model_gets_no_egress_warning(write_model: WriteModel) -> None:
+    write_model("tiny", MINIMAL_MODEL)
+    assert not [m for m in _messages(_load(), "warning") if m.startswith("privacy.egress")]
 
 
 def test_an_unknown_egress_value_is_refused(write_model: WriteModel) -> None:
@@ -75,9 +93,10 @@ def test_an_unknown_egress_value_is_refused(write_model: WriteModel) -> None:
     ("scaling", "privacy", "primitive"),
     [
         ("", "", "web_server"),  # scale to zero: only the classic endpoint holds a cold request
-        ("min_containers = 1", "", "server"),
-        ("min_containers = 1", 'egress = "blocked"', "web_server"),  # Servers take no block_network
-        ("", 'egress = "blocked"', "web_server"),
+        ("min_containers = 1", "", "web_server"),  # blocked by default, and Servers take no block_network
+        ("min_containers = 1", 'egress = "allowed"', "server"),
+        ("min_containers = 1", 'egress = "blocked"', "web_server"),
+        ("", 'egress = "allowed"', "web_server"),
     ],
 )
 def test_the_primitive_follows_the_spec(write_model: WriteModel, scaling: str, privacy: str, primitive: str) -> None:

@@ -13,7 +13,7 @@ from typing import Literal
 
 # free_port is re-exported: targets/modal/rehearsal and contract tests import it from here.
 from modelfleet.runtime.ports import free_port as free_port
-from modelfleet.spec.model import ModelSpec
+from modelfleet.spec.model import SERVING_PRIVACY_ENV, ModelSpec
 
 Platform = Literal["gpu", "cpu"]
 # What a Modal snapshot of the serving container holds:
@@ -40,8 +40,13 @@ def vllm_command(
     platform: Platform,
     entry: list[str] | tuple[str, ...] | None = None,
     local_overrides: bool | None = None,
+    socket_path: Path | None = None,
 ) -> list[str]:
-    """The full argv that starts vLLM for ``spec`` on 127.0.0.1:``port``.
+    """The full argv that starts vLLM for ``spec`` on 127.0.0.1:``port``, or on the Unix socket ``socket_path``.
+
+    With ``socket_path`` vLLM serves on that file alone (``--uds``: "host and port
+    arguments are ignored", vllm/entrypoints/launchers/cli_args.py): the local target's
+    engine runs in a network namespace of its own, and a socket file is the one way in.
 
     ``local_overrides`` applies the ``[local]`` block (shorter context, fewer sequences,
     eager mode, local extra args); by default it does on CPU, which only the local target
@@ -60,10 +65,7 @@ def vllm_command(
         str(model_path),
         "--served-model-name",
         served_name,
-        "--host",
-        ENGINE_HOST,
-        "--port",
-        str(port),
+        *(["--uds", str(socket_path)] if socket_path else ["--host", ENGINE_HOST, "--port", str(port)]),
         "--max-model-len",
         str(max_model_len),
         "--max-num-seqs",
@@ -103,16 +105,18 @@ def sleep_mode(spec: ModelSpec, platform: Platform) -> bool:
 
 
 def vllm_env(spec: ModelSpec, *, platform: Platform) -> dict[str, str]:
-    """Environment vLLM needs on top of the parent's (the model's own ``image.env`` wins last)."""
-    env = {
-        # Weights come from the volume, never from the hub at serving time.
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-    }
+    """Environment vLLM needs on top of the parent's.
+
+    The model's own ``image.env`` comes after the platform's settings, and the privacy
+    settings after both (``SERVING_PRIVACY_ENV``: no usage stats, no telemetry, the hub
+    offline; ``image.env`` may not name them, the spec refuses it), so nothing a model
+    declares turns telemetry back on.
+    """
+    env: dict[str, str] = {}
     if sleep_mode(spec, platform):
         # Exposes /sleep and /wake_up (and other dev routes the edge keeps private).
         env["VLLM_SERVER_DEV_MODE"] = "1"
     if platform == "cpu":
         # Otherwise vLLM-CPU reserves most of the machine's RAM for its KV cache.
         env["VLLM_CPU_KVCACHE_SPACE"] = f"{spec.local.kv_cache_gib}"
-    return {**env, **spec.image.env}
+    return {**env, **spec.image.env, **SERVING_PRIVACY_ENV}

@@ -97,6 +97,8 @@ class EdgeConfig:
     upstream_url: str
     auth_mode: AuthMode
     token_store: TokenStore | None = None
+    # vLLM's Unix socket (``--uds``): every upstream request goes through it; upstream_url names the Host only.
+    upstream_socket: str | None = None
     max_body_bytes: int = 8 * 2**20
     upstream_timeout: float = 600.0
     retry_after_seconds: int = 5
@@ -223,6 +225,7 @@ class _Upstream:
 
     def __init__(self, config: EdgeConfig) -> None:
         self.base = config.upstream_url.rstrip("/")
+        self.socket_path = config.upstream_socket
         # sock_read: the longest silence between two reads (headers or chunks), as httpx's read timeout was.
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=config.upstream_timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -230,8 +233,15 @@ class _Upstream:
     def session(self) -> aiohttp.ClientSession:
         """The shared session, made in the serving loop the first time it is needed."""
         if self._session is None or self._session.closed:
+            # The same pool over vLLM's Unix socket when it serves on one (the local target's
+            # isolated engine): aiohttp's UnixConnector is a TCPConnector's sibling.
+            connector: aiohttp.BaseConnector = (
+                aiohttp.UnixConnector(path=self.socket_path, limit=1000, limit_per_host=0, keepalive_timeout=60.0)
+                if self.socket_path
+                else aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=60.0)
+            )
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=60.0),
+                connector=connector,
                 timeout=self.timeout,
                 # Bytes pass as vLLM wrote them (content-encoding included); no cookies between users.
                 auto_decompress=False,

@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     """The command line (its own function so owners and tests can check an argv against it)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--upstream", required=True, help="vLLM's base URL, e.g. http://127.0.0.1:8001")
+    parser.add_argument(
+        "--upstream-socket", default=None, help="vLLM's Unix socket (vllm serve --uds); --upstream then names the Host"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--auth", choices=get_args(AuthMode), default="tokens")
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     extra: dict[str, object] = dict(args.health_json or {})
     config = EdgeConfig(
         upstream_url=args.upstream,
+        upstream_socket=args.upstream_socket,
         auth_mode=args.auth,
         token_store=TokenStore(args.tokens) if args.tokens else None,
         max_body_bytes=args.max_body_bytes,

@@ -51,6 +51,8 @@ class EdgeProcess:
     log_path: Path
     host: str = "0.0.0.0"  # the container's public port: Modal forwards to it
     health_info: dict[str, object] = field(default_factory=dict)
+    # vLLM's Unix socket, when it serves on one (``upstream_url`` then names the Host only).
+    upstream_socket: str | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def argv(self) -> list[str]:
@@ -64,6 +66,8 @@ class EdgeProcess:
             "--timeout", str(self.upstream_timeout),
             "--graceful-shutdown", str(self.grace),
         ]  # fmt: skip
+        if self.upstream_socket:
+            argv += ["--upstream-socket", self.upstream_socket]
         if self.health_info:
             argv += ["--health-json", json.dumps(self.health_info, separators=(",", ":"))]
         return argv

@@ -59,17 +59,25 @@ class Engine:
         port: int,
         log_path: Path,
         served_name: str | None = None,
+        socket_path: Path | None = None,
+        isolate: bool = False,
     ) -> None:
         self.command = command
         self.env = dict(env)
         self._port = port
         self.log_path = log_path
+        # vLLM's Unix socket (``--uds``) when it serves on one; ``isolate``: it runs in a
+        # network namespace of its own with loopback only (``netns``), where that socket
+        # is the one way in.
+        self.socket_path = socket_path
+        self.isolate = isolate
         self.process: subprocess.Popen[bytes] | None = None
         # The control calls for this server, decided by the command as given here.
         self.client = EngineClient(
             self.url,
             served_name=served_name or _flag_value(command, SERVED_NAME_FLAG) or "model",
             sleep_mode=SLEEP_FLAG in command,
+            socket_path=str(socket_path) if socket_path else None,
         )
 
     @classmethod
@@ -83,14 +91,34 @@ class Engine:
         log_path: Path,
         port: int | None = None,
         entry: list[str] | tuple[str, ...] | None = None,
+        socket_path: Path | None = None,
+        isolate: bool = False,
     ) -> Engine:
-        """The engine for a model spec, on a free loopback port unless one is given."""
-        port = port or free_port()
+        """The engine for a model spec: on a free loopback port unless one is given, or on ``socket_path``.
+
+        ``isolate`` (with ``socket_path``): vLLM runs in a network namespace with loopback
+        only; the caller checks ``netns.namespace_refusal()`` first.
+        """
+        if isolate and socket_path is None:
+            raise EngineError("an isolated engine serves on a Unix socket: give socket_path")
+        port = 0 if socket_path else port or free_port()
         command = vllm_command(
-            spec, model_path=model_path, served_name=served_name, port=port, platform=platform, entry=entry
+            spec,
+            model_path=model_path,
+            served_name=served_name,
+            port=port,
+            platform=platform,
+            entry=entry,
+            socket_path=socket_path,
         )
         return cls(
-            command, env=vllm_env(spec, platform=platform), port=port, log_path=log_path, served_name=served_name
+            command,
+            env=vllm_env(spec, platform=platform),
+            port=port,
+            log_path=log_path,
+            served_name=served_name,
+            socket_path=socket_path,
+            isolate=isolate,
         )
 
     @property
@@ -100,7 +128,9 @@ class Engine:
 
     @property
     def url(self) -> str:
-        """vLLM's own base URL (reachable only from this machine or container)."""
+        """vLLM's own base URL (reachable only from this machine or container); on a socket, only the Host it names."""
+        if self.socket_path is not None:
+            return "http://localhost"
         return f"http://{ENGINE_HOST}:{self._port}"
 
     @property
@@ -118,11 +148,20 @@ class Engine:
         if self.process and self.process.poll() is None:
             raise EngineError(f"vLLM already runs (pid {self.process.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.socket_path is not None:
+            # vLLM binds the path and refuses one that exists: a socket left by a killed engine goes first.
+            self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+            self.socket_path.unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
-            log.write(f"\n=== starting vLLM: {' '.join(self.command)}\n".encode())
+            where = "in a network namespace with loopback only" if self.isolate else "on this machine's network"
+            log.write(f"\n=== starting vLLM {where}: {' '.join(self.command)}\n".encode())
             log.flush()
             self.process = guardian.spawn(
-                self.command, grace=GUARDIAN_GRACE_SECONDS, env={**os.environ, **self.env}, output=log
+                self.command,
+                grace=GUARDIAN_GRACE_SECONDS,
+                env={**os.environ, **self.env},
+                output=log,
+                isolate=self.isolate,
             )
 
     def wait_healthy(self, timeout: float) -> float:

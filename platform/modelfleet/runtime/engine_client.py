@@ -40,16 +40,29 @@ class EngineClient:
     ``served_name`` is the model name warm-up requests ask for; ``sleep_mode`` whether the
     server was started with ``--enable-sleep-mode`` (without it vLLM has no /sleep route,
     and on CPU it refuses the flag), so sleep and wake fail with the reason up front.
+    ``socket_path``: vLLM serves on that Unix socket (``--uds``), and every call goes
+    through it (``url`` then only names the Host header).
     """
 
     url: str
     served_name: str
     sleep_mode: bool
+    socket_path: str | None = None
+
+    def _request(self, method: str, path: str, *, timeout: float, json: Any = None) -> httpx.Response:
+        transport = httpx.HTTPTransport(uds=self.socket_path) if self.socket_path else None
+        with httpx.Client(transport=transport, timeout=timeout) as client:
+            return client.request(method, f"{self.url}{path}", json=json)
+
+    @property
+    def where(self) -> str:
+        """vLLM's address in messages: the URL, or the socket it serves on."""
+        return f"unix:{self.socket_path}" if self.socket_path else self.url
 
     def healthy(self) -> bool:
         """Whether vLLM answers /health with 200 now; False while it cannot be reached (still loading)."""
         try:
-            return httpx.get(f"{self.url}/health", timeout=PROBE_TIMEOUT).status_code == 200
+            return self._request("GET", "/health", timeout=PROBE_TIMEOUT).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -90,7 +103,7 @@ class EngineClient:
             value = answer.json()["is_sleeping"]
         except (ValueError, KeyError, TypeError):
             raise EngineError(
-                f"GET /is_sleeping to {self.url} answered {answer.text[:ANSWER_EXCERPT]!r}, "
+                f"GET /is_sleeping to {self.where} answered {answer.text[:ANSWER_EXCERPT]!r}, "
                 'not vLLM\'s {"is_sleeping": ...}'
             ) from None
         return bool(value)
@@ -106,9 +119,9 @@ class EngineClient:
 
     def _call(self, method: str, path: str, *, timeout: float, json: Any = None) -> httpx.Response:
         """One request to vLLM; any failure becomes an ``EngineError`` naming the call."""
-        call = f"{method} {path} to {self.url}"
+        call = f"{method} {path} to {self.where}"
         try:
-            answer = httpx.request(method, f"{self.url}{path}", json=json, timeout=timeout)
+            answer = self._request(method, path, json=json, timeout=timeout)
         except httpx.TimeoutException:
             raise EngineError(f"{call} failed: no answer within {timeout:.0f}s") from None
         except httpx.HTTPError as error:

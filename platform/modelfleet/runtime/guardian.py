@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -41,13 +41,33 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(command: list[str], *, grace: float, env: Mapping[str, str], output: IO[bytes]) -> subprocess.Popen[bytes]:
+def spawn(
+    command: list[str],
+    *,
+    grace: float,
+    env: Mapping[str, str],
+    output: IO[bytes],
+    isolate: bool = False,
+) -> subprocess.Popen[bytes]:
     """Start ``command`` under a guardian in a process group of its own; returns the guardian.
 
     SIGTERM to the returned process (or its parent's death) gives ``command`` ``grace``
-    seconds to exit, then kills whatever is left of the group.
+    seconds to exit, then kills whatever is left of the group. ``isolate``: the guardian
+    (and so ``command`` and all it forks) starts in a network namespace of its own with
+    loopback only; the caller checks ``netns.namespace_refusal`` first, since a refused
+    namespace surfaces here only as "Exception occurred in preexec_fn".
     """
     argv = [sys.executable, str(GUARDIAN), str(grace), "--", *command]
+    preexec: Callable[[], None] = _die_with_parent
+    if isolate:
+        # Imported here, in the parent: this file also runs as a script, where the package
+        # may not be importable, and a forked child must not import anything.
+        from modelfleet.runtime.netns import isolate_network
+
+        def preexec() -> None:
+            _die_with_parent()
+            isolate_network()
+
     return _LAUNCHER.submit(
         subprocess.Popen,
         argv,
@@ -55,7 +75,7 @@ def spawn(command: list[str], *, grace: float, env: Mapping[str, str], output: I
         stdout=output,
         stderr=subprocess.STDOUT,
         env=dict(env),
-        preexec_fn=_die_with_parent,
+        preexec_fn=preexec,
     ).result()
 
 

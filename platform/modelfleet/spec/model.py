@@ -31,6 +31,16 @@ _PINNED_PIP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[
 _EXACT_VERSION = r"^\d+\.\d+\.\d+([a-z0-9.+]*)?$"
 # Modal refuses a longer exit_grace_period on a Server (modal 1.6.4 _server.py, validate_http_server_config).
 MAX_EXIT_GRACE_SECONDS = 3600
+# The environment every serving process gets on every target, last, so nothing overrides it:
+# vLLM's usage stats off (VLLM_NO_USAGE_STATS; vllm/usage/usage_lib.py also honours
+# DO_NOT_TRACK), the hub's telemetry off, and the hub offline -- weights are read from the
+# volume, and serving never downloads. Seeding, a separate step, turns the hub back on.
+SERVING_PRIVACY_ENV: dict[str, str] = {
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_OFFLINE": "1",
+}
 
 
 class ImageSpec(StrictModel):
@@ -50,6 +60,18 @@ class ImageSpec(StrictModel):
         default_factory=list, description="Extra packages, each pinned exactly (`name==version`)."
     )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the server.")
+
+    @field_validator("env")
+    @classmethod
+    def _env_keeps_privacy(cls, env: dict[str, str]) -> dict[str, str]:
+        owned = sorted(set(env) & set(SERVING_PRIVACY_ENV))
+        if owned:
+            fixed = ", ".join(f"{key}={SERVING_PRIVACY_ENV[key]}" for key in owned)
+            raise ValueError(
+                f"{', '.join(owned)} is set by the platform on every serving process ({fixed}: no telemetry, "
+                "the hub offline); remove it from image.env"
+            )
+        return env
 
     @field_validator("base")
     @classmethod
@@ -124,6 +146,7 @@ def _safe_parse(ref: str) -> tuple[str, int]:
 PLATFORM_OWNED_FLAGS: dict[str, str] = {
     "--host": "the platform binds vLLM to 127.0.0.1 behind the edge",
     "--port": "the platform picks vLLM's internal port",
+    "--uds": "the platform serves vLLM on a Unix socket of its own on the local target",
     "--api-key": "auth is done by Modal proxy auth or the edge's tokens (auth block)",
     "--served-model-name": "set weights.served_model_name",
     "--model": "the platform points vLLM at the seeded volume",
@@ -273,13 +296,15 @@ class SnapshotSpec(StrictModel):
 
 
 class PrivacySpec(StrictModel):
-    """What a serving container may reach; issue 19 builds the rest of privacy on this block."""
+    """What serving may reach: blocked by default, so the processes that see prompts cannot call out."""
 
     egress: Literal["allowed", "blocked"] = Field(
-        default="allowed",
-        description="Outbound network of the serving container. `blocked` deploys with Modal's "
-        "`block_network=True`, which only the classic web endpoint takes (Modal Servers have no such "
-        "parameter); nothing is enforced on the local target.",
+        default="blocked",
+        description="Outbound network of serving (seeding keeps its own). `blocked`: on Modal the classic "
+        "web endpoint with `block_network=True` (Modal Servers take no such parameter, so a blocked model "
+        "is never served by one); on the local target vLLM runs in a network namespace with loopback only "
+        "and refuses to start where namespaces are not permitted. `allowed`: outbound network open; needed "
+        "to serve through a Modal Server (`min_containers >= 1`).",
     )
 
 

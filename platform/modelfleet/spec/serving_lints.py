@@ -1,4 +1,4 @@
-"""Lints of how a model is served: the grace period for streams and the egress setting.
+"""Lints of how a model is served: the grace period for streams and what blocked egress costs a warm model.
 
 Why a module of its own: these rules follow from how Modal serves (Servers vs the classic
 web endpoint, ``targets/modal/primitive.py``), not from GPU or weight arithmetic.
@@ -42,16 +42,22 @@ def _grace_covers_a_request(spec: ModelSpec) -> list[Finding]:
 
 
 def _egress_blocked(spec: ModelSpec) -> list[Finding]:
-    """Say plainly what ``egress = "blocked"`` enforces and what nobody has checked."""
-    if spec.privacy.egress != "blocked":
+    """A warm model that blocks egress is not served by a Modal Server: say so, and how to get one.
+
+    ``min_containers >= 1`` alone would choose a Server, which takes no ``block_network``
+    (modal 1.6.4 ``App.server``); blocked egress (the default) wins and keeps the classic
+    endpoint, whose outbound block Modal enforces. Without a warm container the classic
+    endpoint serves anyway, so there is nothing to say.
+    """
+    if spec.privacy.egress != "blocked" or spec.scaling.min_containers < 1:
         return []
     return [
         Finding(
             "warning",
             "privacy.egress",
-            "egress = 'blocked' serves through Modal's classic web endpoint with block_network=True (Modal "
-            "Servers take no block_network); Modal does not document whether inbound web requests still reach "
-            "a web server with block_network=True, so run `fleet smoke` after the deploy; the local target "
-            "blocks nothing",
+            f"min_containers = {spec.scaling.min_containers} would serve through a Modal Server, which cannot block "
+            "outbound network; egress = 'blocked' (the default) serves through the classic web endpoint with "
+            'block_network=True instead. Set [privacy] egress = "allowed" to serve through a Server, with its '
+            "outbound network open",
         )
     ]

@@ -2,7 +2,9 @@
 
 Each model runs under its own supervisor process (vLLM child + the edge in token
 mode), started detached so the fleet keeps running after the command returns, as a
-deploy on Modal does. Nothing here autoscales: one engine per model.
+deploy on Modal does. Nothing here autoscales: one engine per model. A model whose
+``[privacy] egress`` is "blocked" (the default) serves from a network namespace with
+loopback only, or not at all (``egress.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import httpx
 
 from modelfleet.catalog import CatalogModel
 from modelfleet.errors import FleetError
+from modelfleet.runtime.netns import namespace_refusal
 from modelfleet.runtime.ports import first_free_port
 from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord, FleetState, load_state_file, save_state_file
 from modelfleet.targets.base import DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
+from modelfleet.targets.local import egress
 from modelfleet.targets.local.processes import is_alive, stop_group, tree_rss_bytes
 from modelfleet.targets.local.runs import LocalRun, RunBook
 from modelfleet.volumes import local_volume_root, seed
@@ -80,6 +84,10 @@ class LocalTarget:
                     model, "skipped", started, detail=f"local.enabled is false (declared for {model.spec.gpu.type})"
                 )
                 continue
+            refused = self._egress_refusal(model)
+            if refused:
+                outcomes[model.name] = self._outcome(model, "failed", started, detail=refused)
+                continue
             run = self.runs.read(model.name)
             if run and is_alive(run.supervisor_pid):
                 if run.spec_hash == model.spec_hash() and run.state in ("ready", "starting", "restarting"):
@@ -100,6 +108,17 @@ class LocalTarget:
         for model, started in starting:
             outcomes[model.name] = self._wait_ready(model, started, tag, on_event)
         return [outcomes[m.name] for m in models]
+
+    def _egress_refusal(self, model: CatalogModel) -> str:
+        """The refusal of a blocked model where network namespaces are refused; "" when it may start.
+
+        Asked before anything starts, so ``fleet up`` fails at once with the reason, not
+        after seeding; the supervisor refuses the same way should it be started by hand.
+        """
+        if model.spec.privacy.egress != "blocked":
+            return ""
+        reason = namespace_refusal()
+        return egress.refusal(model, reason) if reason else ""
 
     def _seed_one(self, model: CatalogModel, on_event: OnEvent) -> None:
         on_event(model.name, "seeding", "")
@@ -138,7 +157,9 @@ class LocalTarget:
             if run.state == "ready":
                 self._record_deploy(model, tag)
                 on_event(model.name, "ready", run.url)
-                return self._outcome(model, "ok", started, url=run.url, version=tag)
+                # An allowed model on a machine without namespaces starts with the warning beside its URL.
+                warning = f"{run.url} (egress: {run.egress})" if "warning" in run.egress else ""
+                return self._outcome(model, "ok", started, url=run.url, version=tag, detail=warning)
             time.sleep(HEALTH_POLL_SECONDS)
         self._stop(model.name)
         return self._outcome(
@@ -195,6 +216,7 @@ class LocalTarget:
                         "uptime": _duration(time.time() - run.started_at) if alive else "-",
                         "memory": f"{tree_rss_bytes(run.supervisor_pid) / 2**30:.2f} GiB" if alive else "-",
                         "restarts": str(run.restarts),
+                        "egress": run.egress or "-",
                         "error": run.last_error,
                     },
                 )
@@ -274,6 +296,8 @@ class LocalTarget:
             if run.engine_pid:
                 stop_group(run.engine_pid, grace=5.0)
         self.runs.forget(model)
+        # vLLM leaves its socket file behind when killed; a stopped model leaves nothing.
+        self.runs.socket_path(model).unlink(missing_ok=True)
 
     def _health(self, url: str) -> str:
         try:

@@ -6,7 +6,10 @@ removes it after ``fleet down``). Writes are atomic so a reader never sees half 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +17,8 @@ from typing import Literal
 
 from modelfleet.files import write_atomic
 
+# sun_path holds 108 bytes including the terminating NUL (man 7 unix).
+MAX_SOCKET_PATH = 108
 RunState = Literal["starting", "ready", "restarting", "failed", "stopping"]
 
 
@@ -32,6 +37,9 @@ class LocalRun:
     ready_at: float = 0.0
     restarts: int = 0
     last_error: str = ""
+    # ``[privacy] egress`` as enforced: "blocked (verified)", "allowed", ... (``egress.py``), and what the probe met.
+    egress: str = ""
+    egress_probe: str = ""
 
     @property
     def url(self) -> str:
@@ -53,6 +61,18 @@ class RunBook:
     def log_path(self, model: str) -> Path:
         """vLLM's and the supervisor's output for a model."""
         return self.logs / f"{model}.log"
+
+    def socket_path(self, model: str) -> Path:
+        """The Unix socket a model's vLLM serves on (``--uds``): beside the run records, or in the temp folder.
+
+        A socket's path must fit ``sun_path`` (108 bytes with its NUL, man 7 unix); a deep
+        state folder gets a short folder of its own in /tmp, named after the state folder.
+        """
+        path = self.folder.parent / "sockets" / f"{model}.sock"
+        if len(os.fsencode(path)) < MAX_SOCKET_PATH:
+            return path
+        digest = hashlib.sha256(os.fsencode(self.folder.parent.resolve())).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"modelfleet-{digest}" / f"{model}.sock"
 
     def read(self, model: str) -> LocalRun | None:
         """The record, or None when the model is not running (or the record is unreadable)."""

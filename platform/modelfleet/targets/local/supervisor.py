@@ -6,6 +6,8 @@ container runs -- serves the edge (``edge.edge_server``, as the container does) 
 mode, restarts a crashed engine with exponential backoff up to ``local_max_restarts``,
 and records everything in the model's run file. The edge's gate follows the engine
 (starting, ready, failed), so while the engine is down the edge answers 503 by itself.
+vLLM serves on a Unix socket the edge relays to; with ``[privacy] egress = "blocked"`` it
+runs in a network namespace with loopback only, probed after every start (``egress.py``).
 SIGTERM drains the edge, then stops the engine, then removes nothing: ``fleet down``
 forgets the run once the process is gone.
 """
@@ -24,9 +26,10 @@ import uvicorn
 from modelfleet.catalog import CatalogModel, load_catalog
 from modelfleet.runtime.edge import EdgeConfig, EdgeGate, auth_mode_for, edge_server
 from modelfleet.runtime.engine import Engine
-from modelfleet.runtime.ports import free_port
+from modelfleet.runtime.netns import namespace_refusal
 from modelfleet.runtime.tokens import TokenStore
 from modelfleet.settings import FleetSettings
+from modelfleet.targets.local import egress
 from modelfleet.targets.local.runs import LocalRun, RunBook, RunState
 from modelfleet.volumes import checkpoint_dir, local_volume_root
 
@@ -47,7 +50,12 @@ class Supervisor:
         )
         self.run.supervisor_pid = os.getpid()
         self.run.edge_port = edge_port
-        self.run.engine_port = free_port()
+        # vLLM serves on a Unix socket: no engine port (the edge is the one TCP port).
+        self.run.engine_port = 0
+        self.socket_path = self.book.socket_path(model.name)
+        self.isolate = model.spec.privacy.egress == "blocked"
+        # Why this machine refuses a network namespace (None: it grants one); asked once.
+        self.namespace_refusal = namespace_refusal()
         self.engine = self._new_engine()
         self.boot_seconds = 0.0
         # What the edge knows of the engine; only the watcher thread marks it.
@@ -61,7 +69,8 @@ class Supervisor:
             served_name=self.model.served_name,
             platform="cpu" if spec.local.device == "cpu" else "gpu",
             log_path=self.book.log_path(self.model.name),
-            port=self.run.engine_port,
+            socket_path=self.socket_path,
+            isolate=self.isolate,
         )
 
     def health_info(self) -> dict[str, object]:
@@ -74,8 +83,37 @@ class Supervisor:
             "state": self.run.state,
         }
 
+    def refuse_without_namespace(self) -> bool:
+        """A blocked model on a machine without namespaces: mark it failed with the reason; True when refused."""
+        if self.namespace_refusal is None:
+            self.run.egress = "blocked (verifying)" if self.isolate else egress.ALLOWED
+            return False
+        if not self.isolate:
+            self.run.egress = egress.allowed_warning(self.namespace_refusal)
+            return False
+        self.run.last_error = egress.refusal(self.model, self.namespace_refusal)
+        self.run.egress = "blocked (refused: no network namespace)"
+        self.gate.mark("failed")
+        self._save("failed")
+        return True
+
+    def check_isolation(self) -> bool:
+        """After each start: an isolated engine's namespace probed (True when isolated or not asked to be)."""
+        if not self.isolate:
+            return True
+        isolated, probe = egress.verify_isolation(self.engine)
+        self.run.egress_probe = probe
+        self.run.egress = egress.VERIFIED if isolated else "blocked (NOT verified)"
+        if not isolated:
+            self.run.last_error = (
+                f"privacy.egress = 'blocked' could not be verified, so the engine was stopped: {probe}"
+            )
+        return isolated
+
     def keep_engine_alive(self) -> None:
         """Start the engine; on a crash restart it with backoff, until stopped or out of restarts."""
+        if self.refuse_without_namespace():
+            return
         backoff = FIRST_BACKOFF_SECONDS
         while not self.stopping.is_set():
             started = time.monotonic()
@@ -91,6 +129,12 @@ class Supervisor:
                 self.run.last_error = str(error)
                 self.engine.stop()
             else:
+                if not self.check_isolation():
+                    # An engine whose isolation cannot be shown never serves; no restart would change that.
+                    self.engine.stop()
+                    self.gate.mark("failed")
+                    self._save("failed")
+                    return
                 self.boot_seconds = time.monotonic() - started
                 self.run.ready_at = time.time()
                 self.run.last_error = ""
@@ -119,7 +163,8 @@ class Supervisor:
     def edge_server(self) -> uvicorn.Server:
         """The edge in front of the engine's port: the runtime's one builder, tokens checked here, the gate ours."""
         config = EdgeConfig(
-            upstream_url=f"http://127.0.0.1:{self.run.engine_port}",
+            upstream_url=self.engine.url,
+            upstream_socket=str(self.socket_path),
             # No platform in front of this edge: it checks Modal-Key/Modal-Secret itself.
             auth_mode=auth_mode_for(self.model.spec, platform_checks_tokens=False),
             token_store=TokenStore(self.settings.tokens_path),

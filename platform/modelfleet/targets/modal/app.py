@@ -15,7 +15,13 @@ field becomes on Modal is decided in this one file:
 - resources: ``cpu=`` / ``memory=`` from the model (``ModelSpec.serving_cpu`` /
   ``serving_memory_mib``), never Modal's 0.125-core / 128 MiB default;
 - snapshots: memory snapshot, plus the GPU snapshot when declared;
-- egress: ``block_network=True`` when ``privacy.egress = "blocked"`` (classic only);
+- egress: ``block_network=True`` when ``privacy.egress = "blocked"`` (the default; classic
+  only, since ``@app.server`` takes no such parameter: ``primitive.py``). Modal enforces
+  it: no outbound connection leaves the container. Not closed by it: the container still
+  speaks to Modal's own API (inputs, volume commits, snapshots), so code in it could
+  write to a volume it mounts -- ``restrict_modal_access`` would close that and stays off
+  (``cls_options`` says why). The seed function keeps its network (it downloads the
+  weights) and sees no prompt;
 - volumes: weights read-only for serving and never created by it (only the seed
   app, a separate app with no GPU, creates and writes them), the compile cache
   read-write in a folder of its own per model (the first boot fills it with the
@@ -62,7 +68,12 @@ def weights_volume(bundle: ModelBundle, *, create: bool) -> modal.Volume:
     ``OBJECT_CREATION_TYPE_UNSPECIFIED``, modal/volume.py ``from_name``) instead of
     mounting an empty volume vLLM would fail on minutes later.
     """
-    return modal.Volume.from_name(bundle.weights.name, create_if_missing=create, version=2)
+    # environment_name: the volume may live in another Modal environment than the app (one
+    # volume every fleet environment mounts); `from_name` resolves the name there ("Environment
+    # to resolve the name in; defaults to the active environment", modal 1.6.4 volume.py).
+    return modal.Volume.from_name(
+        bundle.weights.name, environment_name=bundle.weights.environment, create_if_missing=create, version=2
+    )
 
 
 def cache_volume(bundle: ModelBundle) -> modal.Volume:
@@ -131,7 +142,17 @@ def cls_options(bundle: ModelBundle, image: modal.Image, cache: modal.Volume) ->
     if spec.region:
         options["region"] = spec.region
     if spec.privacy.egress == "blocked":
+        # Enforced by Modal outside the container ("Consider using block_network=True to prevent
+        # the container from making outbound network requests": modal.com/docs/guide/restricted-access).
         options["block_network"] = True
+    # restrict_modal_access stays off, on purpose: a restricted function may do nothing but
+    # take inputs and answer them -- no Volumes, Queues, Dicts or other Functions
+    # (modal-labs/modal-client#3070, "Allow users to restrict Function's modal resource
+    # access"; guide "Run untrusted code with Restricted Functions") -- and this class
+    # commits its compile-cache volume in the snapshot hook (``serving.ServingRuntime``),
+    # Modal's runtime commits mounted volumes on exit (_runtime/task_lifecycle_manager.py,
+    # ``volume_commit``), and a memory snapshot is requested from the container
+    # (``ContainerCheckpoint``), none of which the docs promise a restricted function.
     return options
 
 

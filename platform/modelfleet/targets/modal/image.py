@@ -4,8 +4,8 @@ Layers, in order: the declared base image by tag; one ``uv pip install`` of
 ``vllm==X``, the model's own pinned packages and the platform's runtime packages
 (uv itself pinned by ``uv_version``), resolved together so that a conflict fails the
 build with uv's explanation instead of leaving a half-upgraded vLLM; the
-environment (caches on the volumes, offline hub, vLLM dev mode only for the GPU
-snapshot's sleep/wake); last the ``modelfleet`` package itself, mounted at container
+environment (caches on the volumes, offline hub, no telemetry -- ``SERVING_PRIVACY_ENV``
+-- and vLLM dev mode only for the GPU snapshot's sleep/wake); last the ``modelfleet`` package itself, mounted at container
 start so a platform change does not rebuild the heavy layers. The serving app and
 the seed app share that stack: the seed app only turns the hub back on.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import modal
 
 from modelfleet.runtime.command import vllm_env
+from modelfleet.spec.model import SERVING_PRIVACY_ENV
 from modelfleet.targets.modal.bundle import BUNDLE_ENV, ModelBundle
 
 # Every third-party package ``modelfleet`` imports inside a container (serving: the
@@ -75,9 +76,9 @@ def serving_env(bundle: ModelBundle) -> dict[str, str]:
     env = vllm_env(bundle.spec, platform="gpu")
     env.update(
         {
-            # Weights are read from the volume in the hub's cache layout, never downloaded while serving.
+            # Weights are read from the volume in the hub's cache layout, never downloaded while
+            # serving (HF_HUB_OFFLINE=1 is one of SERVING_PRIVACY_ENV, below).
             "HF_HUB_CACHE": bundle.weights.mount_path,
-            "HF_HUB_OFFLINE": "1",
             # torch.compile / AOT artifacts survive the container on their own volume.
             "VLLM_CACHE_ROOT": bundle.compile_cache.mount_path,
             # vLLM binds its TCPStore to the container's IP, which changes on restore: broken
@@ -89,8 +90,9 @@ def serving_env(bundle: ModelBundle) -> dict[str, str]:
             BUNDLE_ENV: bundle.to_env(),
         }
     )
-    # The model's own image.env has the last word, as vllm_env promises.
+    # The model's own image.env, then the privacy settings, which nothing overrides (vllm_env's order).
     env.update(bundle.spec.image.env)
+    env.update(SERVING_PRIVACY_ENV)
     return env
 
 

@@ -35,10 +35,15 @@ Modal's docs and examples, 2026-12):
 
 The rule, from the spec alone:
 
-- ``privacy.egress = "blocked"`` -> classic web endpoint with ``block_network=True``
-  (Servers cannot block egress). Whether inbound web traffic reaches a ``web_server``
-  with ``block_network=True`` is not documented by Modal: ``fleet validate`` says so.
-- ``scaling.min_containers >= 1`` -> Server: a container always runs, so no request
+- ``privacy.egress = "blocked"`` (the default) -> classic web endpoint with
+  ``block_network=True`` (Servers cannot block egress: ``App.server`` has no
+  ``block_network`` or ``restrict_modal_access``, modal 1.6.4 app.py), whatever
+  ``min_containers`` says; a warm blocked model is told so by ``fleet validate``.
+  Whether inbound web traffic still reaches a ``web_server`` with ``block_network=True``
+  is not documented by Modal: Modal's runtime relays each request from inside the
+  container to the port on the container's eth0 address (``_runtime/user_code_imports.py``),
+  which is not outbound traffic, but only ``fleet smoke`` after a deploy shows it works.
+- ``egress = "allowed"`` and ``scaling.min_containers >= 1`` -> Server: a container always runs, so no request
   meets the 503 of an empty Server except in the gaps Modal itself causes (a preempted
   or crashed container being replaced).
 - otherwise (scale to zero, the fleet default) -> classic web endpoint: a request that
@@ -72,7 +77,15 @@ def serving_primitive(spec: ModelSpec) -> Primitive:
 def primitive_reason(spec: ModelSpec) -> str:
     """One line saying which primitive serves the model and which field decided it."""
     if spec.privacy.egress == "blocked":
-        return "classic web endpoint: privacy.egress = 'blocked' needs block_network, which Servers lack"
+        if spec.scaling.min_containers >= 1:
+            return (
+                "classic web endpoint with block_network: privacy.egress = 'blocked' needs it, and Servers lack it "
+                f"(min_containers = {spec.scaling.min_containers} alone would choose a Server)"
+            )
+        return (
+            "classic web endpoint with block_network: min_containers = 0 (a Server answers 503 while no container "
+            "runs) and privacy.egress = 'blocked' (Servers cannot block egress)"
+        )
     if spec.scaling.min_containers >= 1:
         return (
             f"Modal Server: min_containers = {spec.scaling.min_containers} keeps a container running, "
