@@ -8,6 +8,7 @@ from one cost model (``spec/cost.py``); the CLI only renders them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from modelfleet.catalog import Catalog
@@ -42,11 +43,53 @@ class PlanEntry:
     ceiling_after: float = 0.0
 
 
+StateKind = Literal["live", "file", "none"]
+
+
+@dataclass(frozen=True)
+class StateSource:
+    """Which deployed state a plan was computed against, and how old it is: a reviewer must know.
+
+    ``live``: read from the target now (on Modal the environment's state Dict); ``file``: an
+    export (``fleet state export``, e.g. the last merge run's artifact) with the time it was
+    read; ``none``: no state at all, chosen explicitly, so every model shows as create.
+    """
+
+    kind: StateKind
+    where: str
+    read_at: str = ""
+    """ISO time the state was read from the target; empty when the file does not say."""
+
+    def age(self, now: datetime | None = None) -> str:
+        """``3h 12m``, ``2d 4h``; ``unknown`` when the read time is not recorded."""
+        if self.kind == "live":
+            return "0m"
+        if not self.read_at:
+            return "unknown"
+        seconds = int(((now or datetime.now(UTC)) - datetime.fromisoformat(self.read_at)).total_seconds())
+        days, rest = divmod(max(seconds, 0), 86400)
+        hours, minutes = rest // 3600, rest % 3600 // 60
+        return f"{days}d {hours}h" if days else f"{hours}h {minutes}m"
+
+    def describe(self, now: datetime | None = None) -> str:
+        """One line for the plan's header."""
+        if self.kind == "live":
+            return f"live state of {self.where}, read now"
+        if self.kind == "none":
+            return f"no deployed state ({self.where}): every model shows as create"
+        when = (
+            f"exported {self.read_at}, {self.age(now)} old" if self.read_at else "export time not recorded, age unknown"
+        )
+        return f"state file {self.where} ({when})"
+
+
 @dataclass(frozen=True)
 class Plan:
-    """Every entry, with the fleet-wide cost change."""
+    """Every entry, with the fleet-wide cost change, the environment and the state it was computed against."""
 
     entries: list[PlanEntry] = field(default_factory=list)
+    environment: str = ""
+    source: StateSource | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -79,8 +122,14 @@ class Plan:
         return sum(e.ceiling_after for e in self.entries)
 
 
-def make_plan(catalog: Catalog, state: FleetState, settings: FleetSettings, only: list[str] | None = None) -> Plan:
-    """Compare the catalog with the deployed state."""
+def make_plan(
+    catalog: Catalog,
+    state: FleetState,
+    settings: FleetSettings,
+    only: list[str] | None = None,
+    source: StateSource | None = None,
+) -> Plan:
+    """Compare the catalog with the deployed state (``source`` says which one, for the header)."""
     prices = settings.prices.per_hour
     entries = []
     for name, model in sorted(catalog.models.items()):
@@ -109,7 +158,7 @@ def make_plan(catalog: Catalog, state: FleetState, settings: FleetSettings, only
                 continue  # a broken folder is not an orphan: validate reports it
             before = _recorded_cost(record.spec, prices)
             entries.append(PlanEntry(name, record.app, "orphan", (), before.floor, 0.0, before.ceiling, 0.0))
-    return Plan(entries)
+    return Plan(entries, environment=settings.environment_label, source=source)
 
 
 def diff(old: Any, new: Any, prefix: str = "") -> list[FieldChange]:

@@ -6,6 +6,7 @@ Secrets never live here: tokens come from the environment (``MODAL_TOKEN_ID``,
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,10 @@ from modelfleet.spec.defaults import defaults_problems
 FLEET_FILE = "fleet.toml"
 # The local target's token store, in the state folder (FleetSettings.tokens_path).
 TOKENS_FILE = "tokens.json"
+# Ports the local target may give one environment's edges, from its local_base_port: the
+# span runtime/ports.py's first_free_port searches (tests/unit/test_environments.py checks
+# the two agree), so two environments' ranges must not overlap.
+LOCAL_PORT_SPAN = 200
 
 
 class GpuPrices(BaseModel):
@@ -35,6 +40,34 @@ class GpuPrices(BaseModel):
     date: str = Field(description="When the prices were read, YYYY-MM-DD.")
     source: str = Field(description="Where they were read.")
     per_hour: dict[str, float] = Field(description="GPU type -> USD per GPU-hour.")
+
+
+class FleetEnvironment(BaseModel):
+    """One place the fleet runs (``[environments.<name>]``): its own Modal environment, state and ports.
+
+    On Modal an environment has its own apps, secrets, proxy tokens and state Dict ("Each
+    Environment has its own set of Secrets and any object lookups, say for Dicts or Volumes,
+    performed from an App in an Environment will by default look for objects in the same
+    Environment": modal.com/docs/guide/environments); on the local target it has its own state
+    folder and port range, so staging and prod can run side by side on one machine.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    modal_environment: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="The Modal environment its apps, secrets and state live in."
+    )
+    state_dir: Path = Field(description="Local state folder of this environment (relative to the repo root).")
+    local_base_port: int = Field(
+        ge=1024,
+        le=65535 - LOCAL_PORT_SPAN,
+        description=f"First edge port on the local target; the environment uses the {LOCAL_PORT_SPAN} ports from it.",
+    )
+    promote_from: str | None = Field(
+        default=None,
+        description="The environment whose passed versions alone may be promoted here (prod: staging); "
+        "unset: nothing is promoted into it, it is deployed to directly.",
+    )
 
 
 class FleetTomlError(FleetError):
@@ -72,7 +105,23 @@ class FleetSettings(BaseSettings):
     root: Path = Field(default_factory=lambda: find_fleet_root(), description="Repo root.")
     target: Literal["local", "modal"] = Field(default="local", description="Where the fleet runs.")
     app_prefix: str = Field(default="fleet", pattern=r"^[a-z][a-z0-9-]{0,20}$", description="Modal app name prefix.")
-    modal_environment: str = Field(default="main", description="Modal environment deployed to.")
+    modal_environment: str = Field(
+        default="main", description="Modal environment deployed to (the active environment's, when one is chosen)."
+    )
+    env: str | None = Field(
+        default=None,
+        description="The active environment, a key of [environments] (`--env`, FLEET_ENV); its Modal environment, "
+        "state folder and ports replace the top-level ones.",
+    )
+    environments: dict[str, FleetEnvironment] = Field(
+        default_factory=dict, description="The fleet's environments by name, e.g. staging and prod."
+    )
+    weights_environment: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="The Modal environment holding the one weights volume every environment mounts (seeded once); "
+        "unset: each environment's own.",
+    )
     region: str | None = Field(default=None, description="Default Modal region for every model.")
     deploy_concurrency: int = Field(default=4, ge=1, le=64, description="Models deployed at once.")
     state_dir: Path = Field(default=Path(".fleet"), description="Local state (relative to root).")
@@ -100,6 +149,37 @@ class FleetSettings(BaseSettings):
         problems = defaults_problems(self.defaults)
         if problems:
             raise FleetTomlError("\n".join(f"{FLEET_FILE}: defaults.{where}: {message}" for where, message in problems))
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _active_environment_applied(cls, data: Any) -> Any:
+        """The chosen environment's Modal environment, state folder and ports become the settings'.
+
+        Every consumer (deploys, the state store, the local target, reports) reads
+        ``modal_environment``, ``state_dir`` and ``local_base_port``; replacing them here makes
+        each of them environment-aware without knowing environments exist. Before validation:
+        pydantic-settings hands the sources' merged values to one validation, and a frozen
+        model cannot be changed after it.
+        """
+        if not isinstance(data, dict) or not data.get("env"):
+            return data
+        raw = (data.get("environments") or {}).get(data["env"])
+        if raw is None:
+            return data  # unknown: _environments_agree names it with the declared ones
+        chosen = raw if isinstance(raw, FleetEnvironment) else FleetEnvironment.model_validate(raw)
+        return {
+            **data,
+            "modal_environment": chosen.modal_environment,
+            "state_dir": chosen.state_dir,
+            "local_base_port": chosen.local_base_port,
+        }
+
+    @model_validator(mode="after")
+    def _environments_agree(self) -> FleetSettings:
+        problems = environment_problems(self.environments, self.env)
+        if problems:
+            raise FleetTomlError("\n".join(f"{FLEET_FILE}: {where}: {message}" for where, message in problems))
         return self
 
     @classmethod
@@ -134,6 +214,80 @@ class FleetSettings(BaseSettings):
         """The local target's hashed token store: ``fleet token``, ``fleet demo`` and every local edge use it."""
         return self.state_path / TOKENS_FILE
 
+    @property
+    def environment_label(self) -> str:
+        """What every table says it shows: ``staging (Modal environment fleet-staging)``, or the plain one."""
+        where = f"Modal environment {self.modal_environment}" if self.target == "modal" else f"state {self.state_dir}"
+        return where if self.env is None else f"{self.env} ({where})"
+
+    def for_environment(self, name: str) -> FleetSettings:
+        """These settings with ``name`` as the active environment (``fleet promote`` reads two at once)."""
+        if name not in self.environments:
+            raise FleetTomlError(unknown_environment(name, self.environments))
+        return FleetSettings.model_validate({**_explicit(self), "env": name})
+
     def app_name(self, model: str) -> str:
         """The Modal app name of a model: ``<prefix>-<model>``."""
         return f"{self.app_prefix}-{model}"
+
+
+def unknown_environment(name: str, environments: dict[str, FleetEnvironment]) -> str:
+    """``fleet.toml: env: 'x' is not an environment; declared: ...`` with the way to add one."""
+    declared = ", ".join(sorted(environments)) or "none"
+    return (
+        f"{FLEET_FILE}: env: {name!r} is not an environment; declared: {declared} "
+        f"(add [environments.{name}] to {FLEET_FILE}, or pick one with --env / FLEET_ENV)"
+    )
+
+
+def environment_problems(environments: dict[str, FleetEnvironment], env: str | None) -> list[tuple[str, str]]:
+    """(where, message) for each way the environments contradict one another or the chosen one is unknown."""
+    problems: list[tuple[str, str]] = []
+    if env is not None and env not in environments:
+        problems.append(("env", unknown_environment(env, environments).split(": ", 2)[2]))
+    seen_modal: dict[str, str] = {}
+    seen_state: dict[Path, str] = {}
+    ordered = sorted(environments.items(), key=lambda item: item[1].local_base_port)
+    for (name, chosen), (next_name, following) in itertools.pairwise(ordered):
+        if following.local_base_port < chosen.local_base_port + LOCAL_PORT_SPAN:
+            problems.append(
+                (
+                    f"environments.{next_name}.local_base_port",
+                    f"{following.local_base_port} is inside {name}'s ports {chosen.local_base_port}.."
+                    f"{chosen.local_base_port + LOCAL_PORT_SPAN - 1}; start it at {chosen.local_base_port + LOCAL_PORT_SPAN} "
+                    "or later",
+                )
+            )
+    for name, chosen in sorted(environments.items()):
+        if chosen.modal_environment in seen_modal:
+            problems.append(
+                (
+                    f"environments.{name}.modal_environment",
+                    f"{chosen.modal_environment!r} is {seen_modal[chosen.modal_environment]}'s too; each environment "
+                    "needs a Modal environment of its own (its apps, secrets and state)",
+                )
+            )
+        seen_modal.setdefault(chosen.modal_environment, name)
+        if chosen.state_dir in seen_state:
+            problems.append(
+                (
+                    f"environments.{name}.state_dir",
+                    f"{chosen.state_dir} is {seen_state[chosen.state_dir]}'s too; give each environment its own folder",
+                )
+            )
+        seen_state.setdefault(chosen.state_dir, name)
+        if chosen.promote_from is not None and chosen.promote_from not in environments:
+            problems.append(
+                (
+                    f"environments.{name}.promote_from",
+                    unknown_environment(chosen.promote_from, environments).split(": ", 2)[2],
+                )
+            )
+        if chosen.promote_from == name:
+            problems.append((f"environments.{name}.promote_from", "an environment cannot promote from itself"))
+    return problems
+
+
+def _explicit(settings: FleetSettings) -> dict[str, Any]:
+    """The settings as constructor arguments, so a copy keeps what env vars and fleet.toml said."""
+    return {name: getattr(settings, name) for name in FleetSettings.model_fields}

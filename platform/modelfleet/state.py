@@ -29,6 +29,15 @@ class DeployRecord(BaseModel):
     tag: str = Field(default="", description="Git commit the deploy was tagged with.")
     version: str = Field(default="", description="App version the platform assigned.")
     deployed_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    environment: str = Field(default="", description="The fleet environment deployed to (fleet.toml [environments]).")
+    image: str = Field(
+        default="",
+        description="Digest of the image definition the app was built from (the bundle baked into it, "
+        "at the commit in `tag`): equal digests at one commit build the same image.",
+    )
+    promoted_from: str = Field(
+        default="", description="`<environment> <version>` this deploy was promoted from; empty for a direct deploy."
+    )
 
 
 class FleetState(BaseModel):
@@ -37,6 +46,8 @@ class FleetState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, DeployRecord] = Field(default_factory=dict)
+    environment: str = Field(default="", description="The environment this state is of (set on export).")
+    exported_at: str = Field(default="", description="When the state was read from the target (set on export).")
 
 
 class StateFileError(FleetError):

@@ -11,6 +11,8 @@ import os
 
 import typer
 
+from modelfleet.cli.common import with_env_option
+
 COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.catalog_cmds",
     "modelfleet.cli.plan_cmds",
@@ -22,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.state_cmds",
     "modelfleet.cli.rehearse_cmds",
     "modelfleet.cli.gateway_cmds",
+    "modelfleet.cli.promote_cmds",
 )
 
 app = typer.Typer(
@@ -42,6 +45,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
+# Every command, whichever module added it, takes --env (fleet.toml's [environments]).
+with_env_option(app)
 
 
 def main() -> None:

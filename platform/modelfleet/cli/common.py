@@ -7,9 +7,12 @@ other exception is a bug and shows its traceback.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -30,6 +33,57 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 class UserError(FleetError):
     """A problem found by a command itself; printed without a traceback."""
+
+
+# The option every command takes (added by `with_env_option`); FLEET_ENV is the same in CI.
+ENV_OPTION_NAME = "fleet_env"
+ENV_VARIABLE = "FLEET_ENV"
+
+
+def env_option() -> Any:
+    """``--env NAME``: the environment of fleet.toml's ``[environments]`` a command works in."""
+    return typer.Option(
+        None,
+        "--env",
+        help="Environment of fleet.toml's environments table (staging, prod, ...); default: FLEET_ENV, then "
+        "fleet.toml's env.",
+        metavar="NAME",
+        show_default=False,
+    )
+
+
+def with_env_option(app: typer.Typer) -> None:
+    """Give every command of ``app`` (sub-apps included) the shared ``--env`` option.
+
+    One place rather than a parameter in each command module: a command added later gets it
+    too. The option sets ``FLEET_ENV`` for the command's own process before it runs, so the
+    settings every command loads (``load_settings``) pick the environment up like CI's
+    ``FLEET_ENV``; typer reads the wrapper's ``__signature__`` to build the option.
+    """
+    for command in app.registered_commands:
+        if command.callback is not None and ENV_OPTION_NAME not in inspect.signature(command.callback).parameters:
+            command.callback = _taking_env(command.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            with_env_option(group.typer_instance)
+
+
+def _taking_env(callback: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(callback)
+    option = inspect.Parameter(
+        ENV_OPTION_NAME, inspect.Parameter.KEYWORD_ONLY, default=env_option(), annotation=str | None
+    )
+    parameters = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        chosen = kwargs.pop(ENV_OPTION_NAME, None)
+        if chosen:
+            os.environ[ENV_VARIABLE] = chosen
+        return callback(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*parameters, option])  # type: ignore[attr-defined]
+    return wrapper
 
 
 def debug_enabled() -> bool:
@@ -64,13 +118,21 @@ def _validation_line(error: ValidationError) -> str:
 
 
 def load_settings() -> FleetSettings:
-    """Fleet settings, with pydantic errors turned into a user error naming fleet.toml."""
+    """Fleet settings, with pydantic errors turned into a user error naming fleet.toml.
+
+    When an environment is active, one line on stderr says which (stdout stays the
+    command's own output: JSON, Markdown, tables), so no table is read as another
+    environment's.
+    """
     try:
-        return FleetSettings()
+        settings = FleetSettings()
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UserError(f"fleet.toml / FLEET_* settings: {where}: {first['msg']}") from None
+    if settings.env is not None:
+        err_console.print(f"environment: {escape(settings.environment_label)}", highlight=False)
+    return settings
 
 
 def load_settings_and_catalog() -> tuple[FleetSettings, Catalog]:

@@ -1,4 +1,9 @@
-"""``fleet plan``: the reviewer's view of a change, like ``terraform plan``."""
+"""``fleet plan``: the reviewer's view of a change, like ``terraform plan``.
+
+The plan always says which environment it shows and which deployed state it diffs against
+-- read live from the target, an exported file with its age, or explicitly none -- so a
+pull request never shows "create" for everything because of a state file nobody updates.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ from typing import Any, Literal
 import typer
 from rich.table import Table
 
-from modelfleet.cli.common import console, load_settings_and_catalog, print_problems, user_errors
-from modelfleet.plan import Plan, PlanEntry, make_plan
+from modelfleet.cli.common import UserError, console, load_settings_and_catalog, print_problems, user_errors
+from modelfleet.plan import Plan, PlanEntry, StateSource, make_plan
+from modelfleet.settings import FleetSettings
 from modelfleet.state import FleetState, load_state_file
 from modelfleet.targets import get_target
+from modelfleet.targets.modal.client import ModalCredentialsError
 
 _SYMBOL = {
     "create": "[green]+ create[/green]",
@@ -26,15 +33,24 @@ _MARKDOWN_SYMBOL = {"create": "+ create", "update": "~ update", "unchanged": "un
 
 def plan(
     state_file: Path | None = typer.Option(None, "--state", help="Diff against a saved state export (offline)."),
+    fallback_state: Path | None = typer.Option(
+        None,
+        "--fallback-state",
+        help="Read the live state when credentials are here, else this export (the last merge run's artifact); "
+        "when neither exists the plan says it has no state.",
+    ),
+    no_state: bool = typer.Option(False, "--no-state", help="Diff against nothing: every model shows as create."),
     output: Literal["table", "markdown", "json"] = typer.Option("table", "--format", "-f", help="Output format."),
     models: list[str] | None = typer.Argument(None, help="Only these models (default: all)."),
 ) -> None:
     """Show per model what a deploy would create, update (field by field), leave, or orphan, and the cost change."""
     with user_errors():
+        if sum(bool(x) for x in (state_file, fallback_state, no_state)) > 1:
+            raise UserError("pick one of --state, --fallback-state and --no-state")
         settings, catalog = load_settings_and_catalog()
         print_problems(catalog)
-        state: FleetState = load_state_file(state_file) if state_file else get_target(settings).deployed_state()
-        result = make_plan(catalog, state, settings, only=models or None)
+        state, source = read_state(settings, state_file=state_file, fallback=fallback_state, none=no_state)
+        result = make_plan(catalog, state, settings, only=models or None, source=source)
         if output == "json":
             typer.echo(json.dumps(_as_json(result), indent=2, default=str))
         elif output == "markdown":
@@ -45,15 +61,47 @@ def plan(
             raise typer.Exit(1)
 
 
+def read_state(
+    settings: FleetSettings, *, state_file: Path | None, fallback: Path | None, none: bool
+) -> tuple[FleetState, StateSource]:
+    """The deployed state to diff against, and which one it is.
+
+    ``fallback`` is for CI's pull-request job: the live state when a (read-only) Modal token
+    is configured, else the export the last merge run left; an absent export is said in the
+    plan ("no deployed state"), never read as an empty fleet without a word.
+    """
+    if none:
+        return FleetState(), StateSource("none", "--no-state")
+    if state_file is not None:
+        return _from_file(state_file)
+    try:
+        state = get_target(settings).deployed_state()
+    except ModalCredentialsError:
+        if fallback is None:
+            raise
+        if not fallback.is_file():
+            return FleetState(), StateSource("none", f"no live credentials and no export at {fallback}")
+        return _from_file(fallback)
+    return state, StateSource("live", settings.environment_label)
+
+
+def _from_file(path: Path) -> tuple[FleetState, StateSource]:
+    state = load_state_file(path)
+    where = f"{path}" + (f" of {state.environment}" if state.environment else "")
+    return state, StateSource("file", where, state.exported_at)
+
+
 def print_plan(result: Plan) -> None:
     """The plan as a table with a one-line summary (also shown before a deploy)."""
-    table = Table(title="plan")
+    table = Table(title=f"plan: {result.environment}" if result.environment else "plan")
     for column in ("model", "action", "changes", "floor $/h", "ceiling $/h"):
         table.add_column(column)
     for entry in result.entries:
         table.add_row(
             entry.model, _SYMBOL[entry.action], _changes_text(entry), _money(entry, "floor"), _money(entry, "ceiling")
         )
+    if result.source is not None:
+        console.print(f"against the {result.source.describe()}", highlight=False)
     console.print(table)
     counts = result.counts
     console.print(
@@ -65,9 +113,10 @@ def print_plan(result: Plan) -> None:
 
 def render_markdown(result: Plan) -> str:
     """The plan as a Markdown table, for a pull request's job summary."""
-    lines = [
-        "### fleet plan",
-        "",
+    lines = [f"### fleet plan: {result.environment}" if result.environment else "### fleet plan", ""]
+    if result.source is not None:
+        lines += [f"Against the {result.source.describe()}.", ""]
+    lines += [
         "| model | action | changes | floor $/h | ceiling $/h |",
         "| --- | --- | --- | --- | --- |",
     ]
@@ -103,7 +152,13 @@ def _money(entry: PlanEntry, kind: str) -> str:
 
 
 def _as_json(result: Plan) -> dict[str, Any]:
-    return {"has_changes": result.has_changes, "entries": [asdict(e) for e in result.entries]}
+    source = result.source
+    return {
+        "environment": result.environment,
+        "state": None if source is None else {**asdict(source), "age": source.age(), "describe": source.describe()},
+        "has_changes": result.has_changes,
+        "entries": [asdict(e) for e in result.entries],
+    }
 
 
 def register(app: typer.Typer) -> None:

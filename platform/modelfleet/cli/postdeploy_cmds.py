@@ -32,6 +32,7 @@ from modelfleet.postdeploy.snapshot import DEFAULT_MAX_TRIES, SnapshotReport, bu
 from modelfleet.runtime.tokens import Credentials
 from modelfleet.targets import get_target
 from modelfleet.targets.base import DeployOutcome, Target
+from modelfleet.targets.passes import record_pass
 
 TOKEN_ID_ENV = "FLEET_PROXY_TOKEN_ID"
 TOKEN_SECRET_ENV = "FLEET_PROXY_TOKEN_SECRET"
@@ -70,6 +71,10 @@ def smoke(
         report_book(settings).add(model.name, part)
         if report.ok:
             console.print(f"smoke passed: {model.name} at {url}", highlight=False)
+            # What `fleet promote` asks of the environment it promotes from (targets/passes.py).
+            passed = record_pass(target, model.name, ("smoke",))
+            if passed is not None:
+                console.print(f"recorded: {model.name} {passed.version} passed in {settings.environment_label}")
             return
         err_console.print(
             f"[red]smoke failed:[/red] {model.name} at {url}: {len(report.failures)} of {len(report.checks)} checks "

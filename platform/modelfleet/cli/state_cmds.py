@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -22,9 +23,18 @@ def export(file: Path = typer.Argument(help="JSON file to write (read by `fleet 
     """Write the deployed state of the current target to FILE."""
     with user_errors():
         settings, _ = load_settings_and_catalog()
-        state = get_target(settings).deployed_state()
+        # Which environment and when: `fleet plan --state FILE` shows both, and the file's age.
+        state = (
+            get_target(settings)
+            .deployed_state()
+            .model_copy(update={"environment": settings.env or settings.modal_environment, "exported_at": _now()})
+        )
         save_state_file(state, file)
         console.print(f"wrote {len(state.models)} model record(s) to {file}", highlight=False)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ edge is its own process under the guardian, started once vLLM serves
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -91,7 +92,14 @@ class ModalTarget:
         """
         require_credentials()
         bundles = self._bundles(models)
-        return deploy_all(bundles, settings=self.settings, tag=tag, record=self.state.record, on_event=on_event)
+        images = {bundle.model: image_digest(bundle) for bundle in bundles}
+        environment = self.settings.env or ""
+
+        def record(model: str, deployed: DeployRecord) -> None:
+            # Which environment and which image definition: what `fleet promote` compares.
+            self.state.record(model, deployed.model_copy(update={"environment": environment, "image": images[model]}))
+
+        return deploy_all(bundles, settings=self.settings, tag=tag, record=record, on_event=on_event)
 
     def seed(self, models: list[CatalogModel], *, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
         """Run each model's seed app (``modal run -m ...seed_entry::seed``): download, verify, commit.
@@ -305,6 +313,14 @@ class ModalTarget:
             if name not in apps or row.get("state") == "deployed":
                 apps[name] = row
         return apps
+
+
+def image_digest(bundle: ModelBundle) -> str:
+    """``sha256:<hex>`` of the bundle the image bakes in (``image.serving_env``): with the commit, the image's definition.
+
+    Two deploys of one commit with one digest send Modal the same image definition.
+    """
+    return "sha256:" + hashlib.sha256(bundle.to_env().encode()).hexdigest()
 
 
 def _previous_version(app: str, history: list[dict[str, Any]]) -> str:

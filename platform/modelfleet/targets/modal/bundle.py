@@ -41,6 +41,10 @@ class MountedVolume(BaseModel):
 
     name: str = Field(description="Modal Volume name.")
     mount_path: str = Field(description="Mount path in containers.")
+    environment: str | None = Field(
+        default=None,
+        description="Modal environment the volume lives in; None: the app's own (fleet.toml weights_environment).",
+    )
 
 
 class ModelBundle(BaseModel):
@@ -88,7 +92,10 @@ def make_bundle(model: CatalogModel, catalog: Catalog, settings: FleetSettings) 
         served_name=model.served_name,
         spec_hash=model.spec_hash(),
         spec=model.spec,
-        weights=MountedVolume(name=weights.name, mount_path=weights.mount_path),
+        # One weights volume for every environment (seeded once, promoted without a copy).
+        weights=MountedVolume(
+            name=weights.name, mount_path=weights.mount_path, environment=settings.weights_environment
+        ),
         compile_cache=MountedVolume(name=cache.name, mount_path=cache.mount_path),
         checkpoint=str(checkpoint_dir(model, Path(weights.mount_path))),
     )

@@ -1,9 +1,13 @@
 """Fleet state on Modal: what each model's app runs, in a named ``modal.Dict``.
 
-Two kinds of keys:
+Three kinds of keys:
 - ``model/<name>``: the live deploy of a model (what ``fleet plan`` diffs against);
 - ``version/<name>/<vN>``: the record of every version deployed through the fleet, so
-  a rollback to ``vN`` can restore what ``vN`` actually serves.
+  a rollback to ``vN`` can restore what ``vN`` actually serves;
+- ``passed/<name>/<vN>``: a version that passed its checks here (``modelfleet.passes``),
+  what ``fleet promote`` asks of the environment it promotes from.
+One Dict per fleet environment: the Dict is looked up in the environment's own Modal
+environment, where Modal keeps each environment's objects apart.
 Values are the records' JSON text: readable by any client version, no pickles of
 project classes.
 """
@@ -36,6 +40,10 @@ class StateStore:
             if self._dict is None:
                 self._dict = modal.Dict.from_name(self.name, environment_name=self.environment, create_if_missing=True)
             return self._dict
+
+    def key_values(self) -> Any:
+        """The Dict itself, for the records kept beside the deploys (passes)."""
+        return self._store()
 
     def read(self) -> FleetState:
         """Every model's live record."""
