@@ -113,6 +113,14 @@ def test_a_canary_sent_through_every_path_is_in_no_file_and_no_log_line(running_
             timeout=60,
         ),
     ]
+    # A query string reaches vLLM as the client wrote it (the edge forwards it untouched).
+    queried = httpx.post(
+        f"{running_fleet.url}/v1/completions?user={canary}",
+        json={"model": DEMO, "prompt": message, "max_tokens": 4},
+        headers=headers,
+        timeout=60,
+    )
+    assert queried.status_code == 200, queried.text
     assert [r.status_code for r in echoed] == [400, 404]
     assert all(canary in r.text for r in echoed), [r.text for r in echoed]
     # The CLI's own output, as an operator would read it after the requests.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelfleet.catalog import load_catalog
-from modelfleet.runtime.command import snapshot_kind, vllm_command, vllm_env
+from modelfleet.runtime.command import Platform, snapshot_kind, vllm_command, vllm_env
 from modelfleet.runtime.preloaded import launcher_entry
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.model import ModelSpec
@@ -128,3 +128,24 @@ def test_model_image_env_is_passed_to_vllm(demo_spec: ModelSpec) -> None:
     image = demo_spec.image.model_copy(update={"env": {"VLLM_LOGGING_LEVEL": "DEBUG"}})
     env = vllm_env(demo_spec.model_copy(update={"image": image}), platform="gpu")
     assert env["VLLM_LOGGING_LEVEL"] == "DEBUG"
+
+
+def test_on_a_unix_socket_vllm_gets_no_host_and_no_port(demo_spec: ModelSpec) -> None:
+    # The local target's isolated engine: the socket file is its one way in.
+    socket_path = Path("/tmp/fleet/sockets/smollm2-135m.sock")
+    argv = vllm_command(
+        demo_spec, model_path=MODEL_PATH, served_name="x", port=1, platform="cpu", socket_path=socket_path
+    )
+    assert _flag(argv, "--uds") == str(socket_path)
+    assert "--host" not in argv and "--port" not in argv
+
+
+@pytest.mark.parametrize("platform", ["gpu", "cpu"])
+def test_vllms_access_log_which_prints_query_strings_is_off(demo_spec: ModelSpec, platform: Platform) -> None:
+    argv = vllm_command(demo_spec, model_path=MODEL_PATH, served_name="x", port=1, platform=platform)
+    assert "--disable-uvicorn-access-log" in argv
+
+
+def test_a_model_cannot_declare_the_socket_flag(demo_spec: ModelSpec) -> None:
+    with pytest.raises(ValueError, match="--uds is owned by the platform"):
+        demo_spec.vllm.model_validate({**demo_spec.vllm.model_dump(), "extra_args": ["--uds", "/tmp/x.sock"]})

@@ -72,6 +72,9 @@ def vllm_command(
         str(max_num_seqs),
         "--dtype",
         vllm.dtype,
+        # vLLM's uvicorn access log prints each request line with its query string, which a
+        # client may fill with anything; the edge logs method, path, status and id only.
+        "--disable-uvicorn-access-log",
     ]
     if not on_cpu:
         args += ["--tensor-parallel-size", str(vllm.tensor_parallel_size)]
