@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from modelfleet.errors import FleetError
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.errors import describe_errors
+from modelfleet.spec.golden import GOLDEN_FILE, GoldenSpec, cross_check
 from modelfleet.spec.lints import Finding, lint
 from modelfleet.spec.model import ModelSpec
 from modelfleet.spec.volume import VolumeSpec
@@ -65,6 +66,8 @@ class CatalogModel:
     folder: Path
     spec: ModelSpec
     findings: tuple[Finding, ...] = ()
+    # The folder's golden.toml: what the deploy must answer (None: the folder has none).
+    golden: GoldenSpec | None = None
 
     @property
     def file(self) -> Path:
@@ -163,7 +166,30 @@ def _load_model(catalog: Catalog, model_dir: Path, settings: FleetSettings) -> N
         catalog.problems.append(Problem(file, finding.field, finding.message, finding.level))
     if any(f.level == "error" for f in findings):
         return
-    catalog.models[name] = CatalogModel(name=name, folder=model_dir, spec=spec, findings=findings)
+    golden_file = model_dir / GOLDEN_FILE
+    golden = _load_golden(catalog, golden_file) if golden_file.is_file() else None
+    if golden_file.is_file() and golden is None:
+        return
+    catalog.models[name] = CatalogModel(name=name, folder=model_dir, spec=spec, findings=findings, golden=golden)
+
+
+def _load_golden(catalog: Catalog, file: Path) -> GoldenSpec | None:
+    """The folder's golden.toml, validated like model.toml; None (with its problems recorded) when broken."""
+    data = _read_toml(catalog, file)
+    if data is None:
+        return None
+    try:
+        golden = GoldenSpec.model_validate(data)
+    except ValidationError as error:
+        for where, message in describe_errors(error, GoldenSpec):
+            catalog.problems.append(Problem(file, where, message))
+        return None
+    problems = cross_check(golden)
+    if golden.eval is not None and not (file.parent / golden.eval.task_file).is_file():
+        problems.append(("eval.task_file", f"{golden.eval.task_file!r} is not a file in {file.parent.name}/"))
+    for where, message in problems:
+        catalog.problems.append(Problem(file, where, message))
+    return None if problems else golden
 
 
 def _read_toml(catalog: Catalog, file: Path) -> dict[str, Any] | None:

@@ -90,13 +90,13 @@ def test_markdown_is_one_table_row_per_model_with_problems_below(book: ReportBoo
     text = render_markdown(book.all())
     lines = text.splitlines()
     header = lines.index(
-        "| model | version | boot | cold start (no snapshot) | cold start (snapshot) | smoke | rollback |"
+        "| model | version | boot | cold start (no snapshot) | cold start (snapshot) | smoke | quality | rollback |"
     )
-    assert lines[header + 1] == "| --- | --- | --- | --- | --- | --- | --- |"
-    assert lines[header + 2] == "| other | - | cold | 61.0 s to first token (boot 60.0 s) | snapshots off | - | - |"
+    assert lines[header + 1] == "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    assert lines[header + 2] == "| other | - | cold | 61.0 s to first token (boot 60.0 s) | snapshots off | - | - | - |"
     assert lines[header + 3] == (
         "| smollm2-135m | v7 | restore | 95.2 s to first token (boot 91.6 s) | 3.5 s to first token (boot 2.4 s) "
-        "| **failed** 3/4 | rolled back to v4, live as v6 |"
+        "| **failed** 3/4 | - | rolled back to v4, live as v6 |"
     )
     # The failed check's detail, pipes escaped so the table and list stay intact.
     assert "- **smollm2-135m** smoke `no credentials -> 401`: expected 401, got 200 \\| no credentials -> 401" in lines
@@ -214,7 +214,7 @@ def test_a_report_file_of_the_earlier_version_loads_and_renders(book: ReportBook
     assert report is not None
     assert report.parts.smoke is not None and [c.name for c in report.parts.smoke.failures] == ["streaming works"]
     assert "| smollm2-135m | v7 | restore | 95.2 s to first token (boot 91.6 s) |" in render_markdown([report])
-    assert "| **failed** 1/2 | rolled back to v6, live as v8 |" in render_markdown([report])
+    assert "| **failed** 1/2 | - | rolled back to v6, live as v8 |" in render_markdown([report])
     # Written back, the file is the very document the earlier version wrote.
     assert json.loads(report.model_dump_json()) == EARLIER_VERSION_FILE
 
@@ -242,7 +242,8 @@ def test_fleet_report_json_keeps_its_keys(book: ReportBook) -> None:
     (model,) = json.loads(render_json(book.all()))["models"]
     assert set(model) == {
         "model", "version", "deploy", "boot", "snapshot", "cold_start_ttft_seconds", "cold_start_boot_seconds",
-        "restored_ttft_seconds", "restored_boot_seconds", "smoke", "smoke_checks", "rollback", "ok", "parts",
+        "restored_ttft_seconds", "restored_boot_seconds", "smoke", "smoke_checks", "quality_checks", "rollback", "ok",
+        "parts",
     }  # fmt: skip
     assert model["smoke_checks"] == {"passed": 4, "total": 4} and model["rollback"] is None
 

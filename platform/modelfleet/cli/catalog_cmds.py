@@ -21,7 +21,7 @@ from modelfleet.cli.common import (
 from modelfleet.cli.new_cmd import new
 from modelfleet.files import write_atomic
 from modelfleet.plan import fleet_cost
-from modelfleet.spec.schema import SCHEMA_PATH, render_schema
+from modelfleet.spec.schema import SCHEMAS
 
 
 def validate() -> None:
@@ -86,20 +86,21 @@ def show(
 
 
 def schema(
-    check: bool = typer.Option(False, "--check", help="Exit 1 if models/model.schema.json is out of date."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if a checked-in schema is out of date."),
 ) -> None:
-    """Write the JSON Schema of model.toml to models/model.schema.json (editors autocomplete with it)."""
+    """Write the JSON Schemas of model.toml and golden.toml to models/ (editors autocomplete with them)."""
     with user_errors():
         settings = load_settings()
-        path = settings.root / SCHEMA_PATH
-        fresh = render_schema()
-        if check:
-            if not path.is_file() or path.read_text() != fresh:
-                raise UserError(f"{SCHEMA_PATH} is out of date: run `fleet schema` and commit it")
-            console.print(f"{SCHEMA_PATH} is up to date")
-            return
-        write_atomic(path, fresh)
-        console.print(f"wrote {SCHEMA_PATH}")
+        for relative, render in SCHEMAS.items():
+            path = settings.root / relative
+            fresh = render()
+            if check:
+                if not path.is_file() or path.read_text() != fresh:
+                    raise UserError(f"{relative} is out of date: run `fleet schema` and commit it")
+                console.print(f"{relative} is up to date")
+                continue
+            write_atomic(path, fresh)
+            console.print(f"wrote {relative}")
 
 
 def cost() -> None:

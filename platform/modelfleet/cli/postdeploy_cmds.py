@@ -1,4 +1,4 @@
-"""After a deploy: ``fleet snapshot``, ``fleet smoke``, ``fleet rollback`` and ``fleet report``.
+"""After a deploy: ``fleet snapshot``, ``fleet smoke``, ``fleet baseline``, ``fleet rollback``, ``fleet report``.
 
 CI runs them as separate steps after ``fleet deploy``; each adds its part to the model's
 report, and ``fleet report`` prints the whole of it for the job summary. A rollback is
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,15 +25,20 @@ from rich.table import Table
 from modelfleet.catalog import CatalogModel
 from modelfleet.cli.common import UserError, console, err_console, load_settings, load_settings_and_catalog, user_errors
 from modelfleet.errors import FleetError
+from modelfleet.postdeploy.baseline_key import baseline_key
+from modelfleet.postdeploy.fingerprint import DEFAULT_TOLERANCE, Fingerprint, compare
+from modelfleet.postdeploy.gate import Endpoint, record_baseline, run_quality_gate, take_endpoint_fingerprint
 from modelfleet.postdeploy.parts import DeployReport, SmokePart, SnapshotPart
 from modelfleet.postdeploy.probe import probe_boot, read_boot
 from modelfleet.postdeploy.report import record_rollback, render_json, render_markdown, report_book
 from modelfleet.postdeploy.smoke import SmokeReport, run_smoke
 from modelfleet.postdeploy.snapshot import DEFAULT_MAX_TRIES, SnapshotReport, build_snapshot
 from modelfleet.runtime.tokens import Credentials
+from modelfleet.settings import FleetSettings
+from modelfleet.state import BaselineStore
 from modelfleet.targets import get_target
 from modelfleet.targets.base import DeployOutcome, Target
-from modelfleet.targets.passes import record_pass
+from modelfleet.targets.baselines import baseline_store
 
 TOKEN_ID_ENV = "FLEET_PROXY_TOKEN_ID"
 TOKEN_SECRET_ENV = "FLEET_PROXY_TOKEN_SECRET"
@@ -51,34 +57,41 @@ def smoke(
         help="Seconds each check may wait in all, Modal's 303 redirects included "
         "(default: the model's startup_timeout + 120: the first request may meet a cold boot).",
     ),
+    url: str | None = typer.Option(
+        None, "--url", help="Check this endpoint instead of the live one (a candidate before it takes traffic)."
+    ),
 ) -> None:
-    """Check the deployed endpoint: models, chat, streaming, 401 without a token, 404 on blocked routes."""
+    """Check the deployed endpoint: serving (models, chat, streaming, 401, 404) and the quality gate of golden.toml.
+
+    The quality gate asks the golden prompts and compares the logprob fingerprint with the
+    baseline for this deploy's revision, dtype, quantization, GPU and vLLM version; the
+    first deploy of a model records it (and says so).
+    """
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         model = catalog.require(name)
         target = get_target(settings)
-        url = target.endpoint(model)
+        endpoint = url or target.endpoint(model)
         limit = timeout or float(model.spec.scaling.startup_timeout + PROBE_MARGIN_SECONDS)
         with proxy_credentials(target, "smoke") as (credentials, source):
-            report = run_smoke(
-                url, credentials, model.served_name, auth_required=not model.spec.auth.public, timeout=limit
+            part = smoke_and_gate(
+                settings,
+                model,
+                endpoint,
+                credentials,
+                target=target.name,
+                version=_version(target, model),
+                timeout=limit,
             )
-            boot, boot_seconds = read_boot(url, credentials, timeout=limit)
-        _print_smoke(report)
-        part = SmokePart.of(
-            report, target=target.name, boot=boot, boot_seconds=boot_seconds, version=_version(target, model)
-        )
+        _print_smoke(part)
         report_book(settings).add(model.name, part)
-        if report.ok:
-            console.print(f"smoke passed: {model.name} at {url}", highlight=False)
-            # What `fleet promote` asks of the environment it promotes from (targets/passes.py).
-            passed = record_pass(target, model.name, ("smoke",))
-            if passed is not None:
-                console.print(f"recorded: {model.name} {passed.version} passed in {settings.environment_label}")
+        if part.ok:
+            console.print(f"smoke passed: {model.name} at {endpoint}", highlight=False)
             return
         err_console.print(
-            f"[red]smoke failed:[/red] {model.name} at {url}: {len(report.failures)} of {len(report.checks)} checks "
-            f"failed ({', '.join(c.name for c in report.failures)}){_token_hint(report, source)}",
+            f"[red]smoke failed:[/red] {model.name} at {endpoint}: {len(part.failures)} of "
+            f"{len(part.checks) + len(part.quality)} checks failed ({', '.join(c.name for c in part.failures)})"
+            f"{_token_hint(part, source)}",
             highlight=False,
         )
         if rollback_on_failure:
@@ -90,6 +103,101 @@ def smoke(
                 f"rollback of {model.name}{where}: [{style}]{outcome.result}[/{style}]{why}", highlight=False
             )
         raise typer.Exit(1)
+
+
+def smoke_and_gate(
+    settings: FleetSettings,
+    model: CatalogModel,
+    url: str,
+    credentials: Credentials,
+    *,
+    target: str,
+    version: str,
+    timeout: float,
+    record_missing: bool = True,
+    baselines: BaselineStore | None = None,
+) -> SmokePart:
+    """The serving checks and the quality gate against ``url``: the smoke part the report records.
+
+    The one call for any endpoint -- the live one (``fleet smoke``) or a candidate that takes
+    no traffic yet (staging before ``fleet promote``). ``baselines`` defaults to the
+    target's store; pass another (production's) to gate a candidate against it.
+    ``record_missing`` False never records a first baseline.
+    """
+    report = run_smoke(url, credentials, model.served_name, auth_required=not model.spec.auth.public, timeout=timeout)
+    boot, boot_seconds = read_boot(url, credentials, timeout=timeout)
+    key_slug, gate_seconds = "", None
+    if model.golden is not None:
+        key = baseline_key(model, target=target)
+        started = time.monotonic()
+        gate = run_quality_gate(
+            Endpoint(url=url, served_name=model.served_name, timeout=timeout),
+            credentials,
+            model.golden,
+            model=model.name,
+            key=key,
+            baselines=baselines or baseline_store(settings),
+            version=version,
+            record_missing=record_missing,
+            model_folder=str(model.folder),
+        )
+        gate_seconds = round(time.monotonic() - started, 2)
+        key_slug = key.slug()
+        report = report.model_copy(update={"quality": gate.checks})
+    return SmokePart.of(
+        report,
+        target=target,
+        boot=boot,
+        boot_seconds=boot_seconds,
+        version=version,
+        baseline_key=key_slug,
+        gate_seconds=gate_seconds,
+    )
+
+
+def baseline(
+    name: str = typer.Argument(help="Model folder name."),
+    url: str | None = typer.Option(None, "--url", help="Fingerprint this endpoint instead of the live one."),
+    yes: bool = typer.Option(False, "--yes", help="Record without asking (CI, after review)."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Seconds each request may wait (default: the model's startup_timeout + 120)."
+    ),
+) -> None:
+    """Record (or refresh) the model's quality baseline from the deployed endpoint: an explicit, reviewed step.
+
+    Takes the logprob fingerprint of golden.toml's prompts and stores it for this deploy's
+    revision, dtype, quantization, GPU and vLLM version; shows how it differs from the
+    baseline it replaces (or the newest one of another key) before asking.
+    """
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        model = catalog.require(name)
+        if model.golden is None:
+            raise UserError(f"models/{name}/golden.toml: (file): missing; `fleet baseline` fingerprints its prompts")
+        target = get_target(settings)
+        endpoint = url or target.endpoint(model)
+        limit = timeout or float(model.spec.scaling.startup_timeout + PROBE_MARGIN_SECONDS)
+        key = baseline_key(model, target=target.name)
+        store = baseline_store(settings)
+        with proxy_credentials(target, "baseline") as (credentials, _):
+            fingerprint = take_endpoint_fingerprint(
+                Endpoint(url=endpoint, served_name=model.served_name, timeout=limit), credentials, model.golden
+            )
+        previous = store.get(model.name, key) or next(iter(store.all(model.name)), None)
+        tolerance = model.golden.fingerprint.tolerance or DEFAULT_TOLERANCE
+        console.print(f"baseline key {key.slug()}: {key.model_dump()}", highlight=False)
+        if previous is None:
+            console.print("no baseline yet for this model", highlight=False)
+        else:
+            changed = ", ".join(previous.key.differences(key)) or "same key"
+            result = compare(Fingerprint.model_validate(previous.fingerprint), fingerprint, tolerance)
+            console.print(
+                f"against the baseline of {previous.recorded_at} ({changed}): {result.detail}", highlight=False
+            )
+        if not yes and not typer.confirm("record this fingerprint as the baseline?", default=False):
+            raise UserError("not recorded (answer yes, or pass --yes after reviewing)")
+        record_baseline(store, model.name, key, fingerprint, version=_version(target, model), reason="fleet baseline")
+        console.print(f"baseline recorded: {model.name} key {key.slug()}", highlight=False)
 
 
 def rollback(
@@ -214,7 +322,7 @@ def _print_smoke(report: SmokeReport) -> None:
     table = Table(title=f"smoke {report.served_name} ({report.url})")
     for column in ("check", "result", "seconds", "detail"):
         table.add_column(column)
-    for check in report.checks:
+    for check in (*report.checks, *report.quality):
         result = "[green]ok[/green]" if check.ok else "[red]FAILED[/red]"
         table.add_row(check.name, result, f"{check.seconds:.2f}", check.detail)
     console.print(table)
@@ -245,8 +353,9 @@ def _print_snapshot(model: str, report: SnapshotReport, *, declared: bool, targe
 
 
 def register(app: typer.Typer) -> None:
-    """Add snapshot, smoke, rollback and report."""
+    """Add snapshot, smoke, baseline, rollback and report."""
     app.command()(snapshot)
     app.command()(smoke)
+    app.command()(baseline)
     app.command()(rollback)
     app.command()(report)

@@ -88,6 +88,9 @@ class SnapshotPart(SnapshotReport):
         return cls(**dict(report), target=target, version=version)
 
 
+_GATE_FIELDS = ("quality", "baseline_key", "gate_seconds")
+
+
 class SmokePart(SmokeReport):
     """``fleet smoke``'s part: every check, and how the endpoint said it booted."""
 
@@ -98,11 +101,41 @@ class SmokePart(SmokeReport):
     boot_seconds: float | None = None
     version: str = ""
     at: str = ""
+    # The quality gate's baseline key (``state.BaselineKey.slug``) and its whole time; absent before the gate.
+    baseline_key: str = ""
+    gate_seconds: float | None = None
 
     @classmethod
-    def of(cls, report: SmokeReport, *, target: str, boot: str, boot_seconds: float | None, version: str) -> SmokePart:
+    def of(
+        cls,
+        report: SmokeReport,
+        *,
+        target: str,
+        boot: str,
+        boot_seconds: float | None,
+        version: str,
+        baseline_key: str = "",
+        gate_seconds: float | None = None,
+    ) -> SmokePart:
         """The part for what :func:`~modelfleet.postdeploy.smoke.run_smoke` saw, and the boot ``/health`` reported."""
-        return cls(**dict(report), target=target, boot=boot, boot_seconds=boot_seconds, version=version)
+        return cls(
+            **dict(report),
+            target=target,
+            boot=boot,
+            boot_seconds=boot_seconds,
+            version=version,
+            baseline_key=baseline_key,
+            gate_seconds=gate_seconds,
+        )
+
+    @model_serializer(mode="wrap")
+    def _gate_fields_only_when_gated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A model without a golden.toml writes the part exactly as before the gate existed."""
+        dumped: dict[str, Any] = handler(self)
+        if not self.quality:
+            for name in _GATE_FIELDS:
+                dumped.pop(name, None)
+        return dumped
 
 
 class RollbackPart(Record):
@@ -185,6 +218,7 @@ class ReportSummary(Record):
     restored_boot_seconds: float | None
     smoke: Literal["passed", "failed"] | None
     smoke_checks: ChecksPassed | None
+    quality_checks: ChecksPassed | None = None
     rollback: RollbackPart | None
 
     @computed_field  # type: ignore[prop-decorator]
@@ -220,6 +254,11 @@ def summarize(report: DeployReport) -> ReportSummary:
         restored_boot_seconds=snapshot.restored_boot_seconds if snapshot else None,
         smoke=None if smoke is None else ("passed" if smoke.ok else "failed"),
         smoke_checks=ChecksPassed(passed=sum(c.ok for c in smoke.checks), total=len(smoke.checks)) if smoke else None,
+        quality_checks=(
+            ChecksPassed(passed=sum(c.ok for c in smoke.quality), total=len(smoke.quality))
+            if smoke and smoke.quality
+            else None
+        ),
         rollback=rollback,
     )
 

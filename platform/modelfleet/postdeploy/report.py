@@ -111,10 +111,11 @@ def render_markdown(reports: list[DeployReport]) -> str:
     if not reports:
         return "\n".join([*lines, "No post-deploy step has run for these models.", ""])
     lines += [
-        "| model | version | boot | cold start (no snapshot) | cold start (snapshot) | smoke | rollback |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | version | boot | cold start (no snapshot) | cold start (snapshot) | smoke | quality | rollback |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     notes: list[str] = []
+    gates: list[str] = []
     for report in reports:
         row = summarize(report)
         lines.append(
@@ -128,16 +129,41 @@ def render_markdown(reports: list[DeployReport]) -> str:
                     _timing(row.cold_start_ttft_seconds, row.cold_start_boot_seconds),
                     _restored_cell(row, report.parts.snapshot),
                     _smoke_cell(row),
+                    _quality_cell(row),
                     _rollback_cell(row.rollback),
                 )
             )
             + " |"
         )
         notes += _problems(report)
+        gates += _quality_lines(report)
     lines.append("")
+    if gates:
+        lines += ["### Quality gate", "", *gates, ""]
     if notes:
         lines += ["### Problems", "", *notes, ""]
     return "\n".join(lines)
+
+
+def _quality_cell(row: ReportSummary) -> str:
+    if row.quality_checks is None:
+        return "-"
+    passed, total = row.quality_checks.passed, row.quality_checks.total
+    return f"{'passed' if passed == total else '**failed**'} {passed}/{total}"
+
+
+def _quality_lines(report: DeployReport) -> list[str]:
+    """Every quality check of the model, passed or not: what the gate compared and by how much."""
+    smoke = report.parts.smoke
+    if smoke is None or not smoke.quality:
+        return []
+    timing = f" in {smoke.gate_seconds:.1f} s" if smoke.gate_seconds is not None else ""
+    key = f", baseline key `{smoke.baseline_key}`" if smoke.baseline_key else ""
+    lines = [f"- **{report.model}**{timing}{key}:"]
+    for check in smoke.quality:
+        mark = "ok" if check.ok else "**FAILED**"
+        lines.append(f"  - `{check.name}` {mark}: {_cell(check.detail)}")
+    return lines
 
 
 def _timing(ttft: float | None, boot: float | None) -> str:

@@ -45,22 +45,28 @@ class Check(Record):
 
 
 class SmokeReport(Record):
-    """Every check run against one endpoint; the endpoint passes only if all do."""
+    """Every check run against one endpoint; the endpoint passes only if all do.
+
+    ``checks`` prove it serves (routes, streaming, auth); ``quality`` are the quality gate's
+    (golden prompts, fingerprint, eval: ``postdeploy.gate``), empty for a model without a
+    golden.toml and in reports written before the gate existed.
+    """
 
     url: str
     served_name: str
     checks: tuple[Check, ...] = ()
+    quality: tuple[Check, ...] = ()
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """True when every check passed (and there was at least one)."""
-        return bool(self.checks) and all(c.ok for c in self.checks)
+        """True when every check passed (and there was at least one serving check)."""
+        return bool(self.checks) and all(c.ok for c in (*self.checks, *self.quality))
 
     @property
     def failures(self) -> list[Check]:
-        """The checks that failed, in the order they ran."""
-        return [c for c in self.checks if not c.ok]
+        """The checks that failed, serving checks first, in the order they ran."""
+        return [c for c in (*self.checks, *self.quality) if not c.ok]
 
 
 class CheckFailed(Exception):
@@ -117,10 +123,11 @@ def run_smoke(
                 lambda m=method, p=path: _expect_status(url, m, p, credentials.headers(), 404, served_name, timeout),  # type: ignore[misc]
             )
         )
-    return SmokeReport(url=url, served_name=served_name, checks=tuple(_timed(name, run) for name, run in checks))
+    return SmokeReport(url=url, served_name=served_name, checks=tuple(run_timed(name, run) for name, run in checks))
 
 
-def _timed(name: str, run: Callable[[], str]) -> Check:
+def run_timed(name: str, run: Callable[[], str]) -> Check:
+    """Run one check: its detail on success, the failure's message (a CheckFailed, an HTTP error) otherwise."""
     started = time.monotonic()
     try:
         detail, ok = run(), True

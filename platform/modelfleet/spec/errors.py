@@ -30,7 +30,8 @@ def _walk(root: type[BaseModel], loc: list[str]) -> tuple[list[str], type[BaseMo
     path: list[str] = []
     candidates: list[type[BaseModel]] = [root]
     for part in loc:
-        if not candidates:
+        if not candidates or part.isdigit():
+            # A list index keeps the item's models (list[Prompt] -> Prompt) for the parts after it.
             path.append(part)
             continue
         tagged = [m for m in candidates if _tag_of(m) == part]
@@ -57,7 +58,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def _flatten(annotation: Any) -> list[Any]:
     out: list[Any] = []
     origin = get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) or origin is typing.Annotated:
+    if origin in (typing.Union, types.UnionType, list, tuple) or origin is typing.Annotated:
         for arg in get_args(annotation):
             out.append(arg)
             out.extend(_flatten(arg))
