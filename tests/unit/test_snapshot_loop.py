@@ -119,3 +119,37 @@ def test_a_health_without_boot_info_is_recorded_as_unknown() -> None:
 def test_max_tries_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         build_snapshot(lambda: pytest.fail("no probe"), lambda: None, snapshots_enabled=True, max_tries=0)
+
+
+def test_a_restored_engine_that_answers_differently_fails_the_step_naming_where() -> None:
+    behaviour = Behaviour(boots=["cold", "restore"], boot_seconds=[95.5, 4.2])
+    # The greedy answers each boot gives, as token ids: the restore differs at the third token.
+    answers = iter([{"capital": (504, 3575, 282, 2)}, {"capital": (504, 3575, 999, 2)}])
+    with FakeEndpoint(behaviour) as endpoint:
+        report = build_snapshot(
+            lambda: probe_boot(endpoint.url, Credentials(KEY, SECRET), SERVED, timeout=10.0),
+            endpoint.cold_start,
+            snapshots_enabled=True,
+            answers=lambda: next(answers),
+        )
+    assert report.result == "restored" and report.answers_match is False and not report.ok
+    assert report.answers_detail == (
+        "try 2 (restore) answered 'capital' differently from try 1 (cold): first difference at token 3"
+    )
+
+
+def test_boots_that_answer_the_same_tokens_pass_and_say_how_many_were_compared() -> None:
+    behaviour = Behaviour(boots=["cold", "restore"], boot_seconds=[95.5, 4.2])
+    with FakeEndpoint(behaviour) as endpoint:
+        report = build_snapshot(
+            lambda: probe_boot(endpoint.url, Credentials(KEY, SECRET), SERVED, timeout=10.0),
+            endpoint.cold_start,
+            snapshots_enabled=True,
+            answers=lambda: {"capital": (504, 3575, 282), "sum": (12, 13)},
+        )
+    assert report.ok and report.answers_match is True
+    assert report.answers_detail == "2 boots answered the same 5 greedy tokens (2 prompts)"
+    # Without golden answers nothing is compared, and the written part keeps its earlier shape.
+    with FakeEndpoint(Behaviour(boots=["cold"], boot_seconds=[60.0])) as endpoint:
+        plain = run_loop(endpoint, snapshots_enabled=False)
+    assert plain.answers_match is None

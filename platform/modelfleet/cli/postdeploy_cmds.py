@@ -27,7 +27,13 @@ from modelfleet.cli.common import UserError, console, err_console, load_settings
 from modelfleet.errors import FleetError
 from modelfleet.postdeploy.baseline_key import baseline_key
 from modelfleet.postdeploy.fingerprint import DEFAULT_TOLERANCE, Fingerprint, compare
-from modelfleet.postdeploy.gate import Endpoint, record_baseline, run_quality_gate, take_endpoint_fingerprint
+from modelfleet.postdeploy.gate import (
+    Endpoint,
+    greedy_answers,
+    record_baseline,
+    run_quality_gate,
+    take_endpoint_fingerprint,
+)
 from modelfleet.postdeploy.parts import DeployReport, SmokePart, SnapshotPart
 from modelfleet.postdeploy.probe import probe_boot, read_boot
 from modelfleet.postdeploy.report import record_rollback, render_json, render_markdown, report_book
@@ -237,11 +243,14 @@ def snapshot(
         limit = timeout or float(model.spec.scaling.startup_timeout + PROBE_MARGIN_SECONDS)
         enabled = model.spec.snapshot.enabled and target.supports_snapshots
         with proxy_credentials(target, "snapshot") as (credentials, _):
+            golden = model.golden
+            endpoint = Endpoint(url=url, served_name=model.served_name, timeout=limit)
             report = build_snapshot(
                 lambda: probe_boot(url, credentials, model.served_name, timeout=limit),
                 lambda: target.force_cold_start(model),
                 snapshots_enabled=enabled,
                 max_tries=tries,
+                answers=(lambda: greedy_answers(endpoint, credentials, golden)) if golden else None,
             )
         _print_snapshot(model.name, report, declared=model.spec.snapshot.enabled, target=target.name)
         part = SnapshotPart.of(report, target=target.name, version=_version(target, model))
@@ -343,6 +352,9 @@ def _print_snapshot(model: str, report: SnapshotReport, *, declared: bool, targe
     console.print(table)
     if declared and not report.snapshots_enabled:
         console.print(f"the {target} target takes no snapshots: this was a plain cold start", highlight=False)
+    if report.answers_match is not None:
+        style = "green" if report.answers_match else "red"
+        console.print(f"greedy answers: [{style}]{report.answers_detail}[/{style}]", highlight=False)
     message = {
         "restored": f"snapshot built: {model} restored on try {len(report.tries)}",
         "plain-cold-start": f"{model}: plain cold start measured (snapshots off)",

@@ -25,8 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx2
 import openai
 
+from modelfleet.errors import FleetError
 from modelfleet.postdeploy.evaluation import run_eval
 from modelfleet.postdeploy.fingerprint import DEFAULT_TOLERANCE, Fingerprint, compare, take_fingerprint
 from modelfleet.postdeploy.golden import ask, judge
@@ -39,6 +41,10 @@ from modelfleet.state import BaselineKey, BaselineStore, StoredBaseline
 
 FINGERPRINT_CHECK = "fingerprint matches the baseline"
 T = TypeVar("T")
+
+
+class GateError(FleetError):
+    """The endpoint did not answer the gate's requests."""
 
 
 class GateResult(Record):
@@ -114,6 +120,18 @@ def run_quality_gate(
 def take_endpoint_fingerprint(endpoint: Endpoint, credentials: Credentials, golden: GoldenSpec) -> Fingerprint:
     """The endpoint's fingerprint alone (``fleet baseline``, and the sleep/wake comparison)."""
     return _Clients(endpoint, credentials).run(lambda client: take_fingerprint(client, endpoint.served_name, golden))
+
+
+def greedy_answers(endpoint: Endpoint, credentials: Credentials, golden: GoldenSpec) -> dict[str, tuple[int, ...]]:
+    """Each fingerprinted prompt's greedy answer as token ids (the snapshot step's sleep/wake comparison).
+
+    A failed request is a ``FleetError``, which ends the snapshot loop like a failed probe.
+    """
+    try:
+        fingerprint = take_endpoint_fingerprint(endpoint, credentials, golden)
+    except (openai.APIError, httpx2.HTTPError, ValueError) as error:
+        raise GateError(f"{endpoint.url}: greedy answers failed: {error.__class__.__name__}: {error}") from None
+    return {p.prompt: p.token_ids for p in fingerprint.prompts}
 
 
 def record_baseline(

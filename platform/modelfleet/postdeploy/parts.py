@@ -87,6 +87,15 @@ class SnapshotPart(SnapshotReport):
         """The part for what :func:`~modelfleet.postdeploy.snapshot.build_snapshot` saw."""
         return cls(**dict(report), target=target, version=version)
 
+    @model_serializer(mode="wrap")
+    def _answers_only_when_compared(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A snapshot without golden answers compared writes the part exactly as before the comparison existed."""
+        dumped: dict[str, Any] = handler(self)
+        if self.answers_match is None:
+            dumped.pop("answers_match", None)
+            dumped.pop("answers_detail", None)
+        return dumped
+
 
 _GATE_FIELDS = ("quality", "baseline_key", "gate_seconds")
 

@@ -207,7 +207,11 @@ def _problems(report: DeployReport) -> list[str]:
     notes = []
     if parts.deploy and parts.deploy.result == "failed":
         notes.append(f"- **{model}** deploy failed: {_cell(parts.deploy.detail)}")
-    if parts.snapshot and not parts.snapshot.ok:
+    if parts.snapshot and parts.snapshot.answers_match is False:
+        notes.append(
+            f"- **{model}** snapshot: woken engine answered differently: {_cell(parts.snapshot.answers_detail)}"
+        )
+    elif parts.snapshot and not parts.snapshot.ok:
         failed = [t for t in parts.snapshot.tries if t.error]
         why = failed[-1].error if failed else f"no boot reported `restore` in {parts.snapshot.max_tries} tries"
         notes.append(f"- **{model}** snapshot {parts.snapshot.result}: {_cell(why)}")
