@@ -68,8 +68,14 @@ def edge_process(upstream: str, tokens: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def run_load(base_url: str, *, served: str, tokenizer: Path, concurrency: int, prompts: int, header: list[str]) -> Any:
-    """One ``vllm bench serve`` run; its result dict (throughputs, TTFT percentiles in ms)."""
+def run_load(
+    base_url: str, *, served: str, tokenizer: Path, concurrency: int, prompts: int, header: list[str], seed: int = 0
+) -> Any:
+    """One ``vllm bench serve`` run; its result dict (throughputs, TTFT percentiles in ms).
+
+    ``seed`` picks the random prompts: the same seed sends the same prompts, which vLLM's
+    prefix cache then serves without prefill (a later run is faster for that reason alone).
+    """
     from vllm.benchmarks.serve import add_cli_args, main
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
@@ -101,7 +107,7 @@ def run_load(base_url: str, *, served: str, tokenizer: Path, concurrency: int, p
         "--num-warmups",
         "0",
         "--seed",
-        "0",
+        str(seed),
         # Fixed output length and greedy decoding: every run generates the same tokens,
         # so run-to-run spread comes from the machine, not from sampling.
         "--ignore-eos",

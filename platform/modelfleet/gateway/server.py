@@ -10,10 +10,8 @@ and a Modal app call.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,6 +23,7 @@ from modelfleet.gateway.key_stores import LocalKeyStore, ModalKeyStore
 from modelfleet.gateway.keys import KeyStore
 from modelfleet.gateway.ledger import Ledger
 from modelfleet.gateway.upstream import Upstream
+from modelfleet.runtime.edge_http import relay_server
 from modelfleet.settings import FLEET_FILE, FleetSettings
 
 
@@ -68,31 +67,11 @@ def fleet_gateway(
 
 
 def gateway_server(app: Starlette, *, host: str, port: int, graceful_shutdown: int | None = 30) -> uvicorn.Server:
-    """A uvicorn server for a gateway app (from ``build_gateway``); SIGTERM lets streams finish first."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        # RequestIdMiddleware logs one line per request without query strings; uvicorn's would add them.
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=graceful_shutdown,
-        **_fast_uvicorn_options(),
-    )
-    return uvicorn.Server(config)
+    """A uvicorn server for a gateway app (from ``build_gateway``), set up as the edge's is
+    (``relay_server``: uvloop + httptools, no access log); SIGTERM lets streams finish first."""
+    return relay_server(app, host=host, port=port, graceful_shutdown=graceful_shutdown)
 
 
 def serve_gateway(app: Starlette, *, host: str, port: int) -> None:
     """Serve until the process is told to stop (blocks)."""
     gateway_server(app, host=host, port=port).run()
-
-
-def _fast_uvicorn_options() -> dict[str, Any]:
-    # uvloop and httptools where installed, named so a missing one is visible (the edge does the same).
-    options: dict[str, Any] = {}
-    if importlib.util.find_spec("uvloop") is not None:
-        options["loop"] = "uvloop"
-    if importlib.util.find_spec("httptools") is not None:
-        options["http"] = "httptools"
-    return options
