@@ -144,7 +144,7 @@ def scaffold_model(settings: FleetSettings, model: NewModel) -> Path:
         staged_models = Path(scratch) / "models"
         staged = staged_models / model.name
         staged.mkdir(parents=True)
-        for template in ("model.toml.j2", "README.md.j2"):
+        for template in ("model.toml.j2", "README.md.j2", "golden.toml.j2"):
             (staged / template.removesuffix(".j2")).write_text(env.get_template(template).render(**values))
         catalog = load_catalog(settings, models_dir=staged_models)
         if catalog.errors:

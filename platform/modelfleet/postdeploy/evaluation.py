@@ -21,6 +21,8 @@ Two pass rules, both in the open:
 
 lm-eval runs in a subprocess (``python -m lm_eval``): it imports torch and datasets, far too
 heavy for the CLI's own process, and its output folder is a temporary one removed after.
+The interpreter is this one, or ``FLEET_LM_EVAL_PYTHON`` where lm-eval lives in an
+environment of its own (its pins need not agree with the platform's).
 Questions and answers are the repo's fixtures; lm-eval's sample log is not written.
 """
 
@@ -41,6 +43,7 @@ from modelfleet.spec.golden import EvalSpec as EvalDeclaration
 from modelfleet.spec.golden import GoldenSpec, RelativeRule, WilsonRule
 
 TASK_NAME = "fleet_golden_eval"
+PYTHON_ENV = "FLEET_LM_EVAL_PYTHON"
 EVAL_TIMEOUT_SECONDS = 1800
 _TASK_YAML = """\
 task: {task}
@@ -111,7 +114,7 @@ def lm_eval_command(endpoint_url: str, served_name: str, declaration: EvalDeclar
         ]
     )
     command = [
-        sys.executable,
+        os.environ.get(PYTHON_ENV) or sys.executable,
         "-m",
         "lm_eval",
         "--model",
