@@ -56,6 +56,9 @@ def test_a_passing_smoke_exits_0_and_writes_its_part(endpoint: FakeEndpoint, fle
     smoke = report(fleet_repo)["parts"]["smoke"]  # type: ignore[index]
     assert smoke["ok"] is True and smoke["target"] == "local" and smoke["boot"] == "cold"
     assert len(smoke["checks"]) == 8
+    # The report says the chat answered, never what: no completion is written anywhere.
+    chat = next(c for c in smoke["checks"] if c["name"] == "chat completion answers")
+    assert chat["detail"].startswith("answered ") and "Paris" not in json.dumps(report(fleet_repo))
 
 
 def test_a_wrong_token_exits_1_and_says_which_variables_to_check(
