@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from modelfleet.catalog import load_catalog
+from modelfleet.runtime.engine import Engine
 from modelfleet.runtime.netns import EgressListeners, namespace_id, namespace_refusal, probe_egress
+from modelfleet.settings import FleetSettings
+from modelfleet.targets.local.egress import verify_isolation
+from modelfleet.targets.local.supervisor import Supervisor
 from tests.unit.conftest import MINIMAL_MODEL
 
 REFUSAL = namespace_refusal()
@@ -131,3 +136,41 @@ def test_an_unprivileged_fleet_up_of_a_blocked_model_fails_at_once_with_the_fix(
     # Refused before anything was seeded or started.
     assert not (fleet_repo / ".fleet" / "runs").exists()
     assert not (fleet_repo / ".fleet" / "volumes").exists() or not any((fleet_repo / ".fleet" / "volumes").iterdir())
+
+
+def _sleeping_engine(tmp_path: Path, *, isolate: bool) -> Engine:
+    """A real Engine (guardian and all) whose "server" is ``sleep``: what the isolation check inspects."""
+    socket_path = tmp_path / "engine.sock"
+    return Engine(
+        ["sleep", "60"], env={}, port=0, log_path=tmp_path / "engine.log", socket_path=socket_path, isolate=isolate
+    )
+
+
+@needs_namespaces
+def test_an_isolated_engine_passes_the_check_and_a_shared_one_fails_it(tmp_path: Path) -> None:
+    with _sleeping_engine(tmp_path, isolate=True) as isolated:
+        isolated.start()
+        ok, probe = verify_isolation(isolated)
+        assert ok, probe
+        assert probe.startswith(f"probe inside {namespace_id(isolated.pid or 0)}: 127.0.0.1:")
+    with _sleeping_engine(tmp_path, isolate=False) as shared:
+        shared.start()
+        ok, probe = verify_isolation(shared)
+        assert not ok
+        assert "this machine's network is" in probe
+
+
+@needs_namespaces
+def test_a_supervisor_stops_serving_an_engine_whose_isolation_it_cannot_show(
+    write_model: Callable[[str, str], Path], fleet_repo: Path, tmp_path: Path
+) -> None:
+    write_model("blocked", MINIMAL_MODEL + _LOCAL)
+    settings = FleetSettings()
+    supervisor = Supervisor(settings, load_catalog(settings).require("blocked"), 1)
+    assert supervisor.isolate  # blocked by default
+    supervisor.engine = _sleeping_engine(tmp_path, isolate=False)  # as if the namespace had not been made
+    with supervisor.engine:
+        supervisor.engine.start()
+        assert not supervisor.check_isolation()
+    assert supervisor.run.egress == "blocked (NOT verified)"
+    assert supervisor.run.last_error.startswith("privacy.egress = 'blocked' could not be verified")
