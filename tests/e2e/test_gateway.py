@@ -26,8 +26,12 @@ from tests.e2e.runtime_support import DEMO, Token, running_edge
 from tests.support.gateway_fixtures import bearer, serving_gateway
 from tests.support.waiting import wait_until
 
-from modelfleet.gateway import GatewayConfig, KeyLimits, Ledger, LocalKeyStore, Upstream, build_gateway, new_key
-from modelfleet.gateway.keys import now_text
+from modelfleet.gateway.app import build_gateway
+from modelfleet.gateway.config import GatewayConfig
+from modelfleet.gateway.key_stores import LocalKeyStore
+from modelfleet.gateway.keys import KeyLimits, new_key, now_text
+from modelfleet.gateway.ledger import Ledger
+from modelfleet.gateway.upstream import Upstream
 from modelfleet.runtime.edge import EdgeConfig, EdgeGate
 from modelfleet.runtime.engine import Engine
 from modelfleet.runtime.tokens import TokenStore

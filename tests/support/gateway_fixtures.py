@@ -24,8 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from modelfleet.gateway import GatewayConfig, KeyLimits, Ledger, LocalKeyStore, Upstream, build_gateway, new_key
+from modelfleet.gateway.app import build_gateway
+from modelfleet.gateway.config import GatewayConfig
+from modelfleet.gateway.key_stores import LocalKeyStore
+from modelfleet.gateway.keys import KeyLimits, new_key
+from modelfleet.gateway.ledger import Ledger
 from modelfleet.gateway.server import gateway_server
+from modelfleet.gateway.upstream import Upstream
 from modelfleet.runtime.ports import free_port
 from tests.support.waiting import wait_until
 

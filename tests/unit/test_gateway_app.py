@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 
-from modelfleet.gateway import Ledger
 from modelfleet.gateway.keys import now_text
+from modelfleet.gateway.ledger import Ledger
 from tests.support.gateway_fixtures import CHAT, OTHER, SERVED, Fleet, bearer, error_of
 from tests.support.waiting import wait_until
 

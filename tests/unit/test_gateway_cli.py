@@ -10,7 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from modelfleet.cli.app import app
-from modelfleet.gateway import Ledger, Upstream, fleet_gateway
+from modelfleet.gateway.ledger import Ledger
+from modelfleet.gateway.server import fleet_gateway
+from modelfleet.gateway.upstream import Upstream
 from modelfleet.settings import FleetSettings
 from tests.support.gateway_fixtures import RecordingUpstream, bearer, serving, serving_gateway
 
