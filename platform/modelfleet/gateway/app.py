@@ -26,7 +26,7 @@ from starlette.routing import Route
 from modelfleet.gateway.auth import Authenticator, AuthFailure
 from modelfleet.gateway.config import GatewayConfig
 from modelfleet.gateway.keys import KeyRecord, KeyStore
-from modelfleet.gateway.ledger import Counts, Ledger
+from modelfleet.gateway.ledger import Counts, UsageLedger
 from modelfleet.gateway.metering import GpuMeter, UsageTap
 from modelfleet.gateway.quotas import QuotaExceeded, Quotas, Reservation
 from modelfleet.gateway.routing import Router
@@ -51,7 +51,7 @@ def build_gateway(
     upstreams: Mapping[str, Upstream],
     *,
     key_store: KeyStore,
-    ledger: Ledger,
+    ledger: UsageLedger,
     prices: Mapping[str, float],
 ) -> Starlette:
     """The gateway app for ``upstreams`` (served name -> how to reach it).
@@ -90,7 +90,7 @@ class _Gateway:
         config: GatewayConfig,
         upstreams: Mapping[str, Upstream],
         key_store: KeyStore,
-        ledger: Ledger,
+        ledger: UsageLedger,
         prices: Mapping[str, float],
     ) -> None:
         self.config = config

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -77,6 +78,35 @@ class UsageRow:
 
 
 COLUMNS = ("day", "key", "model", *(f.name for f in fields(Counts)))
+
+
+class UsageLedger(Protocol):
+    """What the gateway needs of a ledger; ``Ledger`` (SQLite) is the local one.
+
+    A gateway on Modal runs in containers that share no disk and come and go, so a shared
+    implementation (one writer behind a modal.Queue, or counters in a modal.Dict) keeps the
+    same five methods.
+    """
+
+    def count(self, day: date, key: str, model: str, counts: Counts) -> None:
+        """Add one request's counts."""
+        ...
+
+    def flush(self, today: date) -> None:
+        """Write what was counted; refresh the totals quotas read (called every ``ledger_flush_s``)."""
+        ...
+
+    def tokens_on(self, day: date, key: str) -> int:
+        """Tokens ``key`` used on ``day``."""
+        ...
+
+    def cost_in_month(self, day: date, key: str) -> float:
+        """USD ``key`` spent in ``day``'s month."""
+        ...
+
+    def rows(self, *, since: date | None = None, key: str | None = None) -> list[UsageRow]:
+        """Written rows, oldest day first."""
+        ...
 
 
 class Ledger:

@@ -43,7 +43,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from modelfleet.gateway.keys import KeyRecord
-from modelfleet.gateway.ledger import Ledger
+from modelfleet.gateway.ledger import UsageLedger
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Reservation:
 class Quotas:
     """Admits or refuses requests by their key's quotas, and settles them with what they used."""
 
-    def __init__(self, storage_uri: str, ledger: Ledger) -> None:
+    def __init__(self, storage_uri: str, ledger: UsageLedger) -> None:
         storage = storage_from_string(storage_uri)
         self.limiter = MovingWindowRateLimiter(storage)  # type: ignore[arg-type]
         self.ledger = ledger
