@@ -5,7 +5,8 @@ process (``app_build.py`` says why and how the container still rebuilds the same
 The CLI remains for what has no public SDK call in modal 1.6.4 -- ``app history``,
 ``app rollback``, ``app stop``, ``container list/stop``, ``modal run`` of the seed app --
 so CI runs exactly what a person would type, and a hung command can be killed alone (a
-timeout is a result, never a hang). What a command *produced* is never scraped from its
+timeout is a result, never a hang). The ``--json`` commands run in a few long-lived CLI
+processes (``cli_pool``/``cli_worker``), the others in a process each. What a command *produced* is never scraped from its
 human output: commands with a result are run with ``--json`` (``checked_json``). Of the
 human output only the failure is read: the exit code says whether it failed, and the last
 line the client printed says why (``ModalResult.reason``).
@@ -110,8 +111,25 @@ def run_modal(
 
 
 def checked_json(*args: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> Any:
-    """Run a ``--json`` command and return its parsed output; a failure is a ModalCommandError."""
-    result = run_modal(*args, env=env, timeout=timeout)
+    """Run a ``--json`` command and return its parsed output; a failure is a ModalCommandError.
+
+    The command runs in a long-lived CLI process (``cli_pool``: no interpreter start-up per
+    command) unless ``env`` asks for an environment of its own; a worker that dies with the
+    command is replaced by a plain ``python -m modal`` run of it.
+    """
+    result = run_modal(*args, env=env, timeout=timeout) if env else _run_in_pool(args, timeout)
     if not result.ok:
         raise ModalCommandError(f"`modal {' '.join(args)}` failed: {result.reason()}")
     return result.json()
+
+
+def _run_in_pool(args: tuple[str, ...], timeout: float) -> ModalResult:
+    from modelfleet.targets.modal.cli_pool import POOL, WorkerGone
+
+    try:
+        reply = POOL.run(args, timeout)
+    except WorkerGone:
+        return run_modal(*args, timeout=timeout)
+    if reply is None:
+        return ModalResult(args, 124, "", f"timed out after {timeout:.0f}s")
+    return ModalResult(args, int(reply["rc"]), str(reply["stdout"]), str(reply["stderr"]))
