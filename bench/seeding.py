@@ -103,8 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--checkpoint-gb", type=float, default=6.0, help="size of the generated checkpoint")
-    parser.add_argument("--shards", type=int, default=24, help="files of the generated checkpoint")
+    parser.add_argument("--checkpoint-gb", type=float, default=4.0, help="size of the generated checkpoint")
+    parser.add_argument("--shards", type=int, default=16, help="files of the generated checkpoint")
     args = parser.parse_args()
     os.environ.setdefault("FLEET_ROOT", str(ROOT))
     base = ROOT / ".fleet" if (ROOT / ".fleet").is_dir() else None

@@ -6,10 +6,11 @@ The CLI remains for what has no public SDK call in modal 1.6.4 -- ``app history`
 ``app rollback``, ``app stop``, ``container list/stop``, ``modal run`` of the seed app --
 so CI runs exactly what a person would type, and a hung command can be killed alone (a
 timeout is a result, never a hang). The ``--json`` commands run in a few long-lived CLI
-processes (``cli_pool``/``cli_worker``), the others in a process each. What a command *produced* is never scraped from its
-human output: commands with a result are run with ``--json`` (``checked_json``). Of the
-human output only the failure is read: the exit code says whether it failed, and the last
-line the client printed says why (``ModalResult.reason``).
+processes (``cli_pool``/``cli_worker``), the others in a process each. What a command
+*produced* is never scraped from its human output: commands with a result are run with
+``--json`` (``checked_json``). Of the human output only the failure is read: the exit
+code says whether it failed, and the last line the client printed says why
+(``ModalResult.reason``).
 """
 
 from __future__ import annotations
