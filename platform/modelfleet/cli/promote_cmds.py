@@ -34,6 +34,11 @@ def promote(
     source: str = typer.Option(..., "--from", help="Environment the model passed in (e.g. staging)."),
     to: str = typer.Option(..., "--to", help="Environment to deploy it to (e.g. prod)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI)."),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds each post-deploy check may wait (default: as `fleet smoke` and `fleet snapshot`).",
+    ),
     github_output: Path | None = typer.Option(
         None, "--github-output", help="Append deployed=true|false and version=... (CI's $GITHUB_OUTPUT)."
     ),
@@ -68,7 +73,7 @@ def promote(
         _write_output(github_output, deployed=True, version=outcome.version)
         live = to_target.deployed_state().models.get(name)
         _require_same(promotion, live, to)
-        checks_ok = _post_deploy(name, to)
+        checks_ok = _post_deploy(name, to, timeout)
         assert live is not None  # _require_same checked it
         record_promotion(
             pass_book(to_settings),
@@ -130,14 +135,14 @@ def _require_same(promotion: Promotion, live: Any, to: str) -> None:
         )
 
 
-def _post_deploy(name: str, environment: str) -> bool:
+def _post_deploy(name: str, environment: str, timeout: float | None) -> bool:
     """``fleet snapshot`` then ``fleet smoke`` in ``environment`` -- the very commands CI runs -- True when both pass."""
     saved = os.environ.get(ENV_VARIABLE)
     os.environ[ENV_VARIABLE] = environment
     try:
         steps: list[Callable[[], None]] = [
-            lambda: postdeploy_cmds.snapshot(name, tries=DEFAULT_MAX_TRIES, timeout=None),
-            lambda: postdeploy_cmds.smoke(name, rollback_on_failure=False, timeout=None),
+            lambda: postdeploy_cmds.snapshot(name, tries=DEFAULT_MAX_TRIES, timeout=timeout),
+            lambda: postdeploy_cmds.smoke(name, rollback_on_failure=False, timeout=timeout),
         ]
         for step in steps:
             try:
