@@ -80,3 +80,21 @@ def write_checkpoint(folder: Path, *, shards: int, shard_bytes: int) -> list[Pat
     config = folder / "config.json"
     config.write_text('{"architectures": ["LlamaForCausalLM"]}\n')
     return [config, *paths]
+
+
+def sha256_capacity(threads: int, *, gigabytes: float = 1.0) -> float:
+    """GB/s of sha256 over an in-memory buffer on ``threads`` threads: the CPU's ceiling, no I/O."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    block = bytes(BLOCK)
+    rounds = max(1, int(gigabytes * 1e9 / BLOCK / threads))
+
+    def hash_rounds(_: int) -> None:
+        digest = hashlib.sha256()
+        for _ in range(rounds):
+            digest.update(block)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(hash_rounds, range(threads)))
+    return rounds * threads * BLOCK / 1e9 / (time.perf_counter() - started)

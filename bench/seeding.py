@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.disk import evict, read_speed, serial_sha256, write_checkpoint
+from bench.disk import evict, read_speed, serial_sha256, sha256_capacity, write_checkpoint
 from bench.harness import measure, save, summary
 from modelfleet.catalog import load_catalog
 from modelfleet.settings import FleetSettings
@@ -111,6 +111,7 @@ def main() -> None:
     free_gb = shutil.disk_usage(base or tempfile.gettempdir()).free / 1e9
     if free_gb < 2 * args.checkpoint_gb:
         raise SystemExit(f"--checkpoint-gb {args.checkpoint_gb}: only {free_gb:.0f} GB free; pass a smaller size")
+    capacity = (sha256_capacity(1), sha256_capacity(hashing_threads()))
     with tempfile.TemporaryDirectory(dir=base) as scratch:
         demo = demo_model(args.model, args.repeats, Path(scratch) / "volume")
     with tempfile.TemporaryDirectory(dir=base) as scratch:
@@ -121,6 +122,10 @@ def main() -> None:
         "demo_model": {k: v for k, v in demo.items() if k.endswith("gb_per_s")},
         "generated_checkpoint": checkpoint,
         "hashing_threads": hashing_threads(),
+        "sha256_in_memory_gb_per_s": {
+            "1_thread": capacity[0],
+            f"{hashing_threads()}_threads": capacity[1],
+        },
         "goal_verify_gb_per_s_at_least": 1.0,
         "cold_means": "the files' pages evicted from this VM's page cache (fsync + posix_fadvise DONTNEED); "
         "the hypervisor may still cache",
@@ -149,6 +154,7 @@ def main() -> None:
                 f"{label} {temperature}: disk {r['disk_read']['median']:.2f} GB/s, "
                 f"before {r['serial_sha256_before']['median']:.2f}, verify {r['verify']['median']:.2f}"
             )
+    print(f"sha256 in memory: {capacity[0]:.2f} GB/s on 1 thread, {capacity[1]:.2f} on {hashing_threads()}")
     print(
         f"first seed {demo['first_seed_seconds']:.1f}s, second {demo['second_seed_seconds']['median']:.2f}s -> {path}"
     )

@@ -2,20 +2,17 @@
 
 Why: ``fleet verify`` (and every seed, which verifies first) re-hashes every byte of a
 checkpoint, and one thread reading 8 MiB at a time into fresh ``bytes`` reached 0.60 GB/s
-(bench/seeding.py) -- well below the disk. Two things make it faster:
+(bench/seeding.py) -- well below the disk. What makes it faster:
 
 - **Files in parallel.** ``hashlib`` releases the GIL while it hashes a buffer larger than
   2047 bytes (CPython Modules/sha2module.c, ``HASHLIB_GIL_MINSIZE``), and ``readinto``
   releases it while the kernel copies, so threads hash on every core. Largest files go
   first so the last one to finish is a small one.
-- **One big file on two cores.** sha256 is sequential within a file, so a single shard is
-  hashed by one core no matter what; but reading the next block (the kernel's copy out of
-  the page cache) and hashing the current one can overlap: a reader thread fills one of a
-  few reused 16 MiB buffers while the caller hashes the previous one. A checkpoint that is
-  one large file (the demo model) is therefore bound by one core's sha256 speed, not by
-  read + hash in series. Memory mapping would skip the copy, but a file truncated while
-  mapped kills the process with SIGBUS; a short read is only a wrong hash, which is what
-  verification is for.
+- **Large reads into reused buffers.** ``readinto`` a 16 MiB buffer allocated once per
+  file instead of a fresh ``bytes`` per read. (A read-ahead thread per file, overlapping the
+  kernel's copy with hashing, was tried and measured no faster on this machine, so it is
+  not here; memory mapping would skip the copy, but a file truncated while mapped kills the
+  process with SIGBUS, where a short read is only a wrong hash.)
 - **Block digests.** One core's sha256 runs at ~0.8-1.5 GB/s on this machine, below the disk,
   and the demo model is one 269 MB shard. So a seed also records the sha256 of every
   ``BLOCK_SIZE`` piece of each file (``block_sha256s``), and verification re-hashes those
@@ -31,7 +28,6 @@ import contextlib
 import hashlib
 import math
 import os
-import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,8 +40,6 @@ MAX_THREADS = 8
 # over two cores (9 blocks), large enough that a 140 GB checkpoint's manifest stays small
 # (~4,200 digests).
 BLOCK_SIZE = 32 * 2**20
-# Buffers in flight per file: one being hashed, one being filled, one ready.
-_BUFFERS = 3
 
 
 def hashing_threads() -> int:
@@ -71,11 +65,14 @@ def _cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> float | No
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of one file, reading ahead on a second thread when it spans several blocks."""
-    size = path.stat().st_size
-    if size <= 2 * READ_SIZE:
-        return _sha256_serial(path)
-    return _sha256_pipelined(path)
+    """Hex sha256 of one file, read in ``READ_SIZE`` blocks into one reused buffer."""
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(min(READ_SIZE, max(path.stat().st_size, 1))))
+    with path.open("rb", buffering=0) as handle:
+        _advise_sequential(handle.fileno())
+        while count := handle.readinto(buffer):
+            digest.update(buffer[:count])
+    return digest.hexdigest()
 
 
 def sha256_files(paths: Iterable[Path], *, threads: int | None = None) -> dict[Path, str]:
@@ -155,55 +152,6 @@ def _size_or_zero(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0  # hashed last; the read then raises the real error
-
-
-def _sha256_serial(path: Path) -> str:
-    digest = hashlib.sha256()
-    buffer = memoryview(bytearray(READ_SIZE))
-    with path.open("rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            digest.update(buffer[:count])
-    return digest.hexdigest()
-
-
-def _sha256_pipelined(path: Path) -> str:
-    """Hash block N here while a reader thread reads block N+1 into another reused buffer."""
-    free: queue.Queue[bytearray] = queue.Queue()
-    filled: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
-    for _ in range(_BUFFERS):
-        free.put(bytearray(READ_SIZE))
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            with path.open("rb", buffering=0) as handle:
-                _advise_sequential(handle.fileno())
-                while not stop.is_set():
-                    buffer = free.get()
-                    count = handle.readinto(buffer) or 0
-                    filled.put((buffer, count))
-                    if not count:
-                        return
-        except BaseException as error:  # handed to the hashing side, which raises it
-            filled.put(error)
-
-    reader = threading.Thread(target=read, name=f"read-{path.name}", daemon=True)
-    reader.start()
-    digest = hashlib.sha256()
-    try:
-        while True:
-            item = filled.get()
-            if isinstance(item, BaseException):
-                raise item
-            buffer, count = item
-            if not count:
-                return digest.hexdigest()
-            digest.update(memoryview(buffer)[:count])
-            free.put(buffer)
-    finally:
-        stop.set()
-        free.put(bytearray(0))  # unblocks a reader waiting for a buffer
-        reader.join()
 
 
 def _advise_sequential(fd: int) -> None:
