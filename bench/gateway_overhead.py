@@ -338,7 +338,7 @@ def main() -> None:
                 f"c={concurrency}: gateway/direct {values['throughput_ratio_gateway_over_direct']:.3f}, "
                 f"added median TTFT {values['added_median_ttft_ms']:+.1f} ms"
             )
-    title = "gateway overhead on CPU: relay CPU per event, and model throughput through the gateway"
+    title = "gateway on CPU: CPU per relayed event; throughput vs direct"
     path = save(NAME, data, bars, ylabel="CPU us per event / % of direct throughput", title=title)
     print(
         f"CPU us/event: edge {relay['edge']['cpu_us_per_event']['median']:.1f}, "
