@@ -23,6 +23,7 @@ import httpx
 import openai
 import pytest
 
+from modelfleet.postdeploy import waiting
 from modelfleet.postdeploy.probe import ProbeError, probe_boot, read_boot
 from modelfleet.postdeploy.smoke import run_smoke
 from modelfleet.postdeploy.snapshot import build_snapshot
@@ -73,7 +74,14 @@ def mint_token(api: ModalApiRecorder, environment: str | None = None, name: str 
 @pytest.fixture(scope="module")
 def deployed() -> Iterator[Deployed]:
     """One deploy for the module; each test stops the containers it needs cold."""
-    with FakeEndpoint(Behaviour(auth=False, served_names=[SERVED])) as upstream, ModalApiRecorder() as api:
+    with (
+        FakeEndpoint(Behaviour(auth=False, served_names=[SERVED])) as upstream,
+        ModalApiRecorder() as api,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        # The client counts its 303 hops from Modal's limit; scale it with the front's, or a
+        # boot slowed by a busy machine needs more hops than 60 s / 150 s allows.
+        patch.setattr(waiting, "MODAL_REQUEST_LIMIT_SECONDS", REQUEST_LIMIT)
         create_workspace(api)
         settings = FrontSettings(
             upstream_url=upstream.url, request_limit=REQUEST_LIMIT, boot_seconds=BOOT, restore_seconds=BOOT

@@ -67,12 +67,17 @@ class Deadline:
         return httpx2.Timeout(left, connect=min(CONNECT_TIMEOUT_SECONDS, left))
 
 
-def max_redirects_for(total_seconds: float, request_limit: float = MODAL_REQUEST_LIMIT_SECONDS) -> int:
-    """Hops a wait of ``total_seconds`` can need: one 303 per ``request_limit``, plus one spare."""
-    return max(1, math.ceil(total_seconds / request_limit)) + 1
+def max_redirects_for(total_seconds: float, request_limit: float | None = None) -> int:
+    """Hops a wait of ``total_seconds`` can need: one 303 per ``request_limit``, plus one spare.
+
+    ``request_limit`` defaults to Modal's, read when called, so a test that scales the
+    front's limit down scales this side with it.
+    """
+    limit = MODAL_REQUEST_LIMIT_SECONDS if request_limit is None else request_limit
+    return max(1, math.ceil(total_seconds / limit)) + 1
 
 
-def deadline_client(deadline: Deadline, *, request_limit: float = MODAL_REQUEST_LIMIT_SECONDS) -> httpx2.Client:
+def deadline_client(deadline: Deadline, *, request_limit: float | None = None) -> httpx2.Client:
     """An httpx client that follows redirects and stops every hop at ``deadline``.
 
     The request hook runs before each hop (the first request and every redirect):
@@ -81,17 +86,19 @@ def deadline_client(deadline: Deadline, *, request_limit: float = MODAL_REQUEST_
     (plus at most one connect).
     """
 
+    limit = MODAL_REQUEST_LIMIT_SECONDS if request_limit is None else request_limit
+
     def clamp(request: httpx2.Request) -> None:
         if deadline.expired:
             raise WaitExpired(
-                f"no answer within {deadline.seconds:.0f}s (following Modal's {request_limit:.0f}s-request 303s)",
+                f"no answer within {deadline.seconds:.0f}s (following Modal's {limit:.0f}s-request 303s)",
                 request=request,
             )
         request.extensions["timeout"] = deadline.timeout().as_dict()
 
     return httpx2.Client(
         follow_redirects=True,
-        max_redirects=max_redirects_for(deadline.seconds, request_limit),
+        max_redirects=max_redirects_for(deadline.seconds, limit),
         timeout=deadline.timeout(),
         event_hooks={"request": [clamp]},
     )
