@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from tests.e2e.local_fleet import local_fleet, running_fleet
 from tests.e2e.runtime_support import DEMO, Token, running_edge
 
 from modelfleet.catalog import load_catalog
@@ -28,6 +29,10 @@ from modelfleet.settings import FleetSettings
 from modelfleet.spec.model import ModelSpec
 
 ENGINE_START_TIMEOUT = 420.0
+# The local fleet (one vLLM under the real CLI), registered here once for the whole e2e folder:
+# a fixture imported into each test module is a session fixture of its own per module, and each
+# started a fleet (a vLLM start apiece). test_smoke_local keeps its own on purpose (a fresh fleet).
+__all__ = ["local_fleet", "running_fleet"]
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,12 @@ import httpx
 import openai
 import psutil
 import pytest
-from tests.e2e.local_fleet import DEMO, LocalFleet, local_fleet, running_fleet
+from tests.e2e.local_fleet import DEMO, LocalFleet
 
 from modelfleet.runtime.engine import group_members
 from modelfleet.runtime.netns import namespace_id
 
 pytestmark = pytest.mark.e2e
-__all__ = ["local_fleet", "running_fleet"]
 
 
 def _run_record(fleet: LocalFleet) -> dict[str, object]:

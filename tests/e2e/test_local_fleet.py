@@ -15,13 +15,12 @@ import signal
 import httpx
 import openai
 import pytest
-from tests.e2e.local_fleet import DEMO, LocalFleet, local_fleet, running_fleet
+from tests.e2e.local_fleet import DEMO, LocalFleet
 from tests.support.waiting import wait_until
 
 from modelfleet.targets.local.processes import is_alive
 
 pytestmark = pytest.mark.e2e
-__all__ = ["local_fleet", "running_fleet"]
 
 
 def _client(fleet: LocalFleet, key: str, secret: str) -> openai.OpenAI:
