@@ -45,6 +45,7 @@ from modelfleet.state import BaselineStore
 from modelfleet.targets import get_target
 from modelfleet.targets.base import DeployOutcome, Target
 from modelfleet.targets.baselines import baseline_store
+from modelfleet.targets.passes import record_pass
 
 TOKEN_ID_ENV = "FLEET_PROXY_TOKEN_ID"
 TOKEN_SECRET_ENV = "FLEET_PROXY_TOKEN_SECRET"
@@ -93,6 +94,12 @@ def smoke(
         report_book(settings).add(model.name, part)
         if part.ok:
             console.print(f"smoke passed: {model.name} at {endpoint}", highlight=False)
+            # The live deploy passed: what `fleet promote` asks of the environment it promotes
+            # from (targets/passes.py). A --url candidate is not the live deploy: no pass.
+            checks = ("smoke", "quality gate") if model.golden is not None else ("smoke",)
+            passed = record_pass(target, model.name, checks) if url is None else None
+            if passed is not None:
+                console.print(f"recorded: {model.name} {passed.version} passed in {settings.environment_label}")
             return
         err_console.print(
             f"[red]smoke failed:[/red] {model.name} at {endpoint}: {len(part.failures)} of "
