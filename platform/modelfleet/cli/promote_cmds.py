@@ -10,6 +10,7 @@ the quality gate runs), and a promotion record in the target environment's state
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from typer.models import ParameterInfo
 
 from modelfleet.cli import postdeploy_cmds
 from modelfleet.cli.common import ENV_VARIABLE, UserError, console, err_console, load_settings_and_catalog, user_errors
@@ -141,8 +143,8 @@ def _post_deploy(name: str, environment: str, timeout: float | None) -> bool:
     os.environ[ENV_VARIABLE] = environment
     try:
         steps: list[Callable[[], None]] = [
-            lambda: postdeploy_cmds.snapshot(name, tries=DEFAULT_MAX_TRIES, timeout=timeout),
-            lambda: postdeploy_cmds.smoke(name, rollback_on_failure=False, timeout=timeout),
+            lambda: run_command(postdeploy_cmds.snapshot, name=name, tries=DEFAULT_MAX_TRIES, timeout=timeout),
+            lambda: run_command(postdeploy_cmds.smoke, name=name, rollback_on_failure=False, timeout=timeout),
         ]
         for step in steps:
             try:
@@ -156,6 +158,23 @@ def _post_deploy(name: str, environment: str, timeout: float | None) -> bool:
             os.environ.pop(ENV_VARIABLE, None)
         else:
             os.environ[ENV_VARIABLE] = saved
+
+
+def run_command(command: Callable[..., None], **given: Any) -> None:
+    """Call a typer command function as its CLI would: every option not ``given`` takes its declared default.
+
+    A command's parameters default to typer's ``OptionInfo`` objects, which are only
+    resolved by the CLI; an option added to the command later must not arrive here as one.
+    """
+    kwargs = {
+        name: given[name] if name in given else _declared_default(parameter.default)
+        for name, parameter in inspect.signature(command).parameters.items()
+    }
+    command(**kwargs)
+
+
+def _declared_default(value: Any) -> Any:
+    return value.default if isinstance(value, ParameterInfo) else value
 
 
 def _write_output(path: Path | None, *, deployed: bool, version: str = "") -> None:
