@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from modelfleet.postdeploy.evaluation import judge_score, wilson_lower_bound
-from modelfleet.postdeploy.fingerprint import Fingerprint, PromptFingerprint, TokenStep, compare
+from modelfleet.postdeploy.fingerprint import Fingerprint, PromptFingerprint, TokenStep, Tolerance, compare
 from modelfleet.spec.golden import RelativeRule, WilsonRule
 from modelfleet.state import BaselineKey, BaselineStore, JsonFileStore, StoredBaseline
 
-TOLERANCE = 0.05
+TOLERANCE = Tolerance(mean_nats=0.05, max_nats=0.05)
 
 
 def step(token: int, *alternatives: tuple[int, float]) -> TokenStep:
@@ -41,8 +41,20 @@ def test_a_move_within_the_tolerance_passes_and_beyond_it_fails_naming_the_token
     assert compare(BASE, near, TOLERANCE).ok
     far = fingerprint(step(10, (10, -0.1), (11, -2.8), (12, -3.0)), BASE.prompts[0].steps[1])
     result = compare(BASE, far, TOLERANCE)
-    assert not result.ok and result.drift == pytest.approx(0.3)
-    assert result.detail.startswith("logprobs moved by 0.3000 nats at prompt 'capital' token 1, more than")
+    assert not result.ok and result.drift == pytest.approx(0.3) and result.mean_drift == pytest.approx(0.15)
+    assert result.detail.startswith(
+        "logprobs moved by 0.1500 nats on average, more than 0.05; "
+        "a logprob moved by 0.3000 nats at prompt 'capital' token 1, more than 0.05"
+    )
+
+
+def test_many_small_moves_fail_on_the_mean_though_no_single_one_is_large() -> None:
+    loose = Tolerance(mean_nats=0.05, max_nats=1.0)
+    moved = fingerprint(step(10, (10, -0.2), (11, -2.6), (12, -3.1)), step(20, (20, -1.1), (21, -1.12), (22, -4.1)))
+    result = compare(BASE, moved, loose)
+    assert not result.ok and result.mean_drift == pytest.approx(0.1) and result.drift == pytest.approx(0.1)
+    assert result.detail.startswith("logprobs moved by 0.1000 nats on average, more than 0.05 (")
+    assert compare(BASE, moved, Tolerance(mean_nats=0.15, max_nats=1.0)).ok
 
 
 def test_a_token_that_leaves_the_top_k_counts_at_least_its_gap_to_the_new_floor() -> None:

@@ -26,13 +26,14 @@ from modelfleet.catalog import CatalogModel
 from modelfleet.cli.common import UserError, console, err_console, load_settings, load_settings_and_catalog, user_errors
 from modelfleet.errors import FleetError
 from modelfleet.postdeploy.baseline_key import baseline_key
-from modelfleet.postdeploy.fingerprint import DEFAULT_TOLERANCE, Fingerprint, compare
+from modelfleet.postdeploy.fingerprint import Fingerprint, compare
 from modelfleet.postdeploy.gate import (
     Endpoint,
     greedy_answers,
     record_baseline,
     run_quality_gate,
     take_endpoint_fingerprint,
+    tolerance_of,
 )
 from modelfleet.postdeploy.parts import DeployReport, SmokePart, SnapshotPart
 from modelfleet.postdeploy.probe import probe_boot, read_boot
@@ -197,7 +198,7 @@ def baseline(
                 Endpoint(url=endpoint, served_name=model.served_name, timeout=limit), credentials, model.golden
             )
         previous = store.get(model.name, key) or next(iter(store.all(model.name)), None)
-        tolerance = model.golden.fingerprint.tolerance or DEFAULT_TOLERANCE
+        tolerance = tolerance_of(model.golden)
         console.print(f"baseline key {key.slug()}: {key.model_dump()}", highlight=False)
         if previous is None:
             console.print("no baseline yet for this model", highlight=False)

