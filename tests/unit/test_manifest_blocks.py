@@ -24,6 +24,7 @@ BLOCK = 4096
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hashing, "BLOCK_SIZE", BLOCK)
     monkeypatch.setattr(manifest, "BLOCK_SIZE", BLOCK)
+    monkeypatch.setattr(hashing, "READ_SIZE", 1000)  # several reads per block, the last one short
 
 
 @pytest.fixture
