@@ -42,6 +42,18 @@ class GpuPrices(BaseModel):
     per_hour: dict[str, float] = Field(description="GPU type -> USD per GPU-hour.")
 
 
+class ComparedApi(BaseModel):
+    """The hosted API the fleet replaced (``[compare]``): what its tokens cost, to set beside the fleet's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="The API and model compared with, e.g. 'OpenAI gpt-4o-mini'.")
+    input_per_million: float = Field(ge=0, description="USD per 1M input (prompt) tokens.")
+    output_per_million: float = Field(ge=0, description="USD per 1M output (generated) tokens.")
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="When the prices were read, YYYY-MM-DD.")
+    source: str = Field(min_length=1, description="Where they were read (a pricing page URL).")
+
+
 class FleetEnvironment(BaseModel):
     """One place the fleet runs (``[environments.<name>]``): its own Modal environment, state and ports.
 
@@ -132,6 +144,9 @@ class FleetSettings(BaseSettings):
     state_dict: str = Field(default="modelfleet-state", description="modal.Dict holding what was deployed.")
     prices: GpuPrices = Field(
         default=GpuPrices(date="unknown", source="unset", per_hour={}), description="GPU price table."
+    )
+    compare: ComparedApi | None = Field(
+        default=None, description="The API the fleet replaced, priced per 1M tokens (`fleet top` shows it)."
     )
     defaults: dict[str, Any] = Field(
         default_factory=dict,

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.rehearse_cmds",
     "modelfleet.cli.gateway_cmds",
     "modelfleet.cli.promote_cmds",
+    "modelfleet.cli.top_cmds",
 )
 
 app = typer.Typer(

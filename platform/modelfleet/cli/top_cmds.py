@@ -1,0 +1,104 @@
+"""``fleet top``: replicas, queues, latency, tokens/s and dollars per model, live or once.
+
+Reads each engine's own metrics (observe/), never the public endpoint: watching the fleet
+must not keep a scaled-to-zero container awake.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Literal
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from modelfleet.cli.common import console, load_settings_and_catalog, user_errors
+from modelfleet.observe.fleet_view import compare_json, views_once, watch
+from modelfleet.observe.view import ModelView
+from modelfleet.settings import ComparedApi
+
+TopFormat = Literal["table", "json"]
+
+
+def top(
+    once: bool = typer.Option(False, "--once", help="Print one frame and exit (for scripts)."),
+    output: TopFormat = typer.Option("table", "--format", help="table or json (json implies --once)."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, max=300.0, help="Seconds between scrapes (rates)."),
+) -> None:
+    """Per model: replicas, requests, TTFT and time per output token p50/p95, tokens/s, KV cache, $/h, $/1M out."""
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        if output == "json":
+            views = views_once(settings, catalog, interval)
+            document = {
+                "environment": settings.environment_label,
+                "target": settings.target,
+                "interval_s": interval,
+                "models": [v.as_json() for v in views],
+                "compare": compare_json(settings.compare),
+            }
+            print(json.dumps(document, indent=2))
+            return
+        if once:
+            console.print(top_table(views_once(settings, catalog, interval), settings.compare))
+            return
+        fleet = watch(settings, catalog)
+        fleet.round()
+        with Live(top_table([], settings.compare), console=console, refresh_per_second=1) as live:
+            while True:
+                time.sleep(interval)  # the refresh period of a live view
+                live.update(top_table(fleet.round(), settings.compare))
+
+
+def top_table(views: list[ModelView], compare: ComparedApi | None) -> Table:
+    """The frame: one row per model, then the compared API's price when fleet.toml has one."""
+    table = Table(title="fleet top", caption=_caption(compare))
+    for column in (
+        "model",
+        "replicas run/start",
+        "requests run/wait",
+        "TTFT p50/p95",
+        "TPOT p50/p95",
+        "tok/s in/out",
+        "KV cache",
+        "$/h",
+        "$/1M out",
+    ):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for view in views:
+        table.add_row(
+            view.model,
+            f"{view.replicas_running}/{view.replicas_starting}",
+            f"{view.requests_running:.0f}/{view.requests_waiting:.0f}",
+            f"{_ms(view.ttft_p50)}/{_ms(view.ttft_p95)}",
+            f"{_ms(view.tpot_p50)}/{_ms(view.tpot_p95)}",
+            f"{_number(view.tokens_in_per_s)}/{_number(view.tokens_out_per_s)}",
+            "-" if view.kv_cache_use is None else f"{view.kv_cache_use:.0%}",
+            "-" if view.dollars_per_hour is None else f"{view.dollars_per_hour:,.2f}",
+            "-" if view.dollars_per_million_out is None else f"{view.dollars_per_million_out:,.2f}",
+        )
+    return table
+
+
+def _caption(compare: ComparedApi | None) -> str:
+    if compare is None:
+        return "no [compare] table in fleet.toml: add the API you replaced to see its price here"
+    return (
+        f"compare: {compare.name} ${compare.input_per_million:,.2f} in / ${compare.output_per_million:,.2f} out "
+        f"per 1M tokens ({compare.date}, {compare.source})"
+    )
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}ms"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fleet top``."""
+    app.command("top")(top)
