@@ -15,11 +15,13 @@ from rich.live import Live
 from rich.table import Table
 
 from modelfleet.cli.common import console, load_settings_and_catalog, user_errors
-from modelfleet.observe.fleet_view import compare_json, views_once, watch
+from modelfleet.observe.exposition import DEFAULT_TTL, fleet_registry, json_text, prometheus_text
+from modelfleet.observe.fleet_view import collector_for, compare_json, views_once, watch
 from modelfleet.observe.view import ModelView
 from modelfleet.settings import ComparedApi
 
 TopFormat = Literal["table", "json"]
+MetricsFormat = Literal["prometheus", "json"]
 
 
 def top(
@@ -99,6 +101,17 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
+def metrics(
+    output: MetricsFormat = typer.Option("prometheus", "--format", help="prometheus (text exposition) or json."),
+) -> None:
+    """The fleet's series (labels model, target, environment, replica), as the gateway's /metrics serves them."""
+    with user_errors():
+        settings, catalog = load_settings_and_catalog()
+        registry = fleet_registry(collector_for(settings, catalog, DEFAULT_TTL))
+        print(prometheus_text(registry) if output == "prometheus" else json_text(registry), end="")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``fleet top``."""
+    """Add ``fleet top`` and ``fleet metrics``."""
     app.command("top")(top)
+    app.command("metrics")(metrics)

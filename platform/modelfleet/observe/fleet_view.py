@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from modelfleet.catalog import Catalog
 from modelfleet.errors import FleetError
+from modelfleet.observe.exposition import FleetCollector, ReplicaStore
 from modelfleet.observe.local_source import ReplicaScrape, scrape_local
 from modelfleet.observe.view import ModelView, model_views
 from modelfleet.settings import ComparedApi, FleetSettings
@@ -61,3 +62,15 @@ def views_once(settings: FleetSettings, catalog: Catalog, interval: float) -> li
 def compare_json(compare: ComparedApi | None) -> dict[str, object] | None:
     """The ``[compare]`` table as JSON (None when fleet.toml has none)."""
     return None if compare is None else compare.model_dump()
+
+
+def collector_for(settings: FleetSettings, catalog: Catalog, ttl: float) -> FleetCollector:
+    """The Prometheus collector of the configured target (labels: its target and environment)."""
+    return FleetCollector(
+        scrape=scraper_for(settings),
+        target=settings.target,
+        environment=settings.env or settings.modal_environment,
+        specs={name: m.spec for name, m in catalog.models.items()},
+        prices=dict(settings.prices.per_hour),
+        store=ReplicaStore(ttl=ttl),
+    )
