@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from modelfleet.errors import FleetError
+from modelfleet.gateway.config import GatewayConfig
 from modelfleet.spec.defaults import defaults_problems
 
 FLEET_FILE = "fleet.toml"
@@ -147,6 +148,11 @@ class FleetSettings(BaseSettings):
     )
     compare: ComparedApi | None = Field(
         default=None, description="The API the fleet replaced, priced per 1M tokens (`fleet top` shows it)."
+    )
+    gateway: GatewayConfig = Field(
+        default_factory=GatewayConfig,
+        description="The fleet's one OpenAI endpoint ([gateway]): port, aliases, limits, key store "
+        "(gateway/config.py; the gateway package root imports nothing, so this import is light).",
     )
     defaults: dict[str, Any] = Field(
         default_factory=dict,

@@ -26,9 +26,6 @@ def test_serve_refuses_an_upstream_without_name_or_url(fleet_repo: Path) -> None
         assert f"--upstream {bad!r}: expected SERVED_NAME=http://host:port" in result.output
 
 
-@pytest.mark.xfail(
-    strict=True, reason="FleetSettings (extra=forbid) refuses any [gateway] table until it has a gateway field"
-)
 def test_a_bad_gateway_table_is_one_line_naming_the_field(fleet_repo: Path) -> None:
     toml = fleet_repo / "fleet.toml"
     toml.write_text(toml.read_text() + "\n[gateway]\nport = 80\n")

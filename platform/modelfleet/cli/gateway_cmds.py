@@ -18,12 +18,12 @@ from rich.table import Table
 
 from modelfleet.catalog import load_catalog
 from modelfleet.cli.common import UserError, console, load_settings, load_settings_and_catalog, user_errors
-from modelfleet.gateway.config import GatewayConfig, load_gateway_config
+from modelfleet.gateway.config import GatewayConfig
 from modelfleet.gateway.keys import KeyLimits, KeyRecord, KeyStore, new_key, now_text
 from modelfleet.gateway.ledger import COLUMNS, UsageRow
 from modelfleet.gateway.server import fleet_gateway, open_key_store, open_ledger, serve_gateway
 from modelfleet.gateway.upstream import Upstream
-from modelfleet.settings import FLEET_FILE, FleetSettings
+from modelfleet.settings import FleetSettings
 
 keys_app = typer.Typer(
     help="Client keys of the fleet gateway: create (shown once), list, revoke.", no_args_is_help=True
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _config(settings: FleetSettings) -> GatewayConfig:
-    return load_gateway_config(settings.root / FLEET_FILE)
+    return settings.gateway
 
 
 def _store(settings: FleetSettings, config: GatewayConfig) -> KeyStore:

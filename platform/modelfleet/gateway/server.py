@@ -18,13 +18,13 @@ from starlette.applications import Starlette
 
 from modelfleet.catalog import CatalogModel
 from modelfleet.gateway.app import build_gateway
-from modelfleet.gateway.config import GatewayConfig, load_gateway_config
+from modelfleet.gateway.config import GatewayConfig
 from modelfleet.gateway.key_stores import LocalKeyStore, ModalKeyStore
 from modelfleet.gateway.keys import KeyStore
 from modelfleet.gateway.ledger import Ledger
 from modelfleet.gateway.upstream import Upstream
 from modelfleet.runtime.edge_http import relay_server
-from modelfleet.settings import FLEET_FILE, FleetSettings
+from modelfleet.settings import FleetSettings
 
 
 def open_key_store(
@@ -54,7 +54,7 @@ def fleet_gateway(
 ) -> Starlette:
     """``build_gateway`` with what the fleet's settings name: fleet.toml's [gateway] table (unless
     ``config`` is given), the target's key store, the local ledger and the fleet's GPU prices."""
-    config = config or load_gateway_config(settings.root / FLEET_FILE)
+    config = config or settings.gateway
     return build_gateway(
         config,
         upstreams,
