@@ -99,3 +99,28 @@ def test_snapshot_on_the_local_target_measures_one_plain_cold_start(local_fleet:
     assert isinstance(model["cold_start_boot_seconds"], float) and model["cold_start_boot_seconds"] > 0
     # The fleet still serves after the forced cold start.
     assert local_fleet.fleet("smoke", DEMO).returncode == 0
+
+
+def test_smoke_runs_the_quality_gate_recording_the_first_baseline_then_matching_it(local_fleet: LocalFleet) -> None:
+    baselines = local_fleet.state_dir / "baselines.json"
+    baselines.unlink(missing_ok=True)
+    first = local_fleet.fleet("smoke", DEMO)
+    assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
+    assert "no baseline yet: recorded this deploy's as the baseline" in first.stdout
+    assert baselines.is_file()
+    again = local_fleet.fleet("smoke", DEMO)
+    assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
+    assert "matches the baseline of" in again.stdout
+    model = report_json(local_fleet)
+    assert model["quality_checks"] == {"passed": 6, "total": 6}
+    smoke = model["parts"]["smoke"]  # type: ignore[index]
+    assert [c["name"] for c in smoke["quality"]][-1] == "fingerprint matches the baseline"
+    assert smoke["baseline_key"] and smoke["gate_seconds"] > 0
+    markdown = local_fleet.fleet("report", DEMO, "--markdown").stdout
+    assert "### Quality gate" in markdown and "`golden system-prompt` ok" in markdown
+    # No golden answer is written to the report, only what was expected of it when a check fails.
+    assert "Tokyo" not in json.dumps(model)
+    # fleet baseline refreshes it explicitly, after showing the comparison.
+    refreshed = local_fleet.fleet("baseline", DEMO, "--yes")
+    assert refreshed.returncode == 0, f"{refreshed.stdout}\n{refreshed.stderr}"
+    assert "against the baseline of" in refreshed.stdout and "baseline recorded: smollm2-135m" in refreshed.stdout

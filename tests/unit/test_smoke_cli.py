@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelfleet.cli.app import app
+from modelfleet.runtime.ports import free_port
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.local.runs import LocalRun, RunBook
 from tests.unit.test_smoke_endpoint import KEY, SECRET, Behaviour, FakeEndpoint
@@ -131,3 +132,16 @@ def test_a_model_that_is_not_running_is_a_one_line_error(fleet_repo: Path) -> No
     done = CliRunner().invoke(app, ["smoke", DEMO])
     assert done.exit_code == 1
     assert "smollm2-135m is not running on the local target" in done.output
+
+
+def test_smoke_url_checks_a_candidate_endpoint_instead_of_the_live_one(
+    endpoint: FakeEndpoint, fleet_repo: Path
+) -> None:
+    # The live record now names a port nothing listens on; --url names the candidate that serves.
+    RunBook(FleetSettings().state_path).write(
+        LocalRun(model=DEMO, spec_hash="test", supervisor_pid=os.getpid(), edge_port=free_port(), state="ready")
+    )
+    done = CliRunner().invoke(app, ["smoke", DEMO, "--timeout", "10", "--url", endpoint.url])
+    assert done.exit_code == 0, done.output
+    assert f"smoke passed: {DEMO} at {endpoint.url}" in done.output
+    assert report(fleet_repo)["parts"]["smoke"]["url"] == endpoint.url  # type: ignore[index]

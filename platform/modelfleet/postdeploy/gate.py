@@ -200,9 +200,11 @@ def _against_baseline(
     changed = ", ".join(newest.key.differences(key))
     result = compare(Fingerprint.model_validate(newest.fingerprint), fingerprint, tolerance)
     if not result.ok:
+        # The hint comes before the comparison's detail: a report cuts long details short.
         raise CheckFailed(
-            f"no baseline for this deploy's key ({changed}, since the baseline of {newest.recorded_at}); against that "
-            f"baseline: {result.detail}. If the change is intended, review the answers and run `fleet baseline {model}`"
+            f"no baseline for this deploy's key ({changed}) and it answers differently from the baseline of "
+            f"{newest.recorded_at}; if the change is intended, review the answers and run `fleet baseline {model}`: "
+            f"{result.detail}"
         )
     return (
         f"no baseline for this deploy's key ({changed}); it matches the previous key's baseline: {result.detail}. "
