@@ -24,6 +24,7 @@ from modal_proto import api_pb2
 from .modal_api_containers import ContainerHandlers
 from .modal_api_dicts import DictHandlers
 from .modal_api_state import ModalState, new_object_id
+from .modal_api_stats import StatsHandlers
 from .modal_api_tokens import ProxyTokenHandlers
 from .modal_api_versions import AppVersionHandlers
 
@@ -94,7 +95,7 @@ def _not_found(kind: str, name: str, env: str) -> GRPCError:
     return GRPCError(Status.NOT_FOUND, f"{kind} '{name}' not found in environment '{env}'")
 
 
-class ModalApiHandlers(AppVersionHandlers, DictHandlers, ContainerHandlers, ProxyTokenHandlers):
+class ModalApiHandlers(AppVersionHandlers, DictHandlers, ContainerHandlers, ProxyTokenHandlers, StatsHandlers):
     """Mixin with the per-RPC logic; the server class in ``modal_api`` supplies the plumbing."""
 
     state: ModalState

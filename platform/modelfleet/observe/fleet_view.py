@@ -13,6 +13,7 @@ from modelfleet.catalog import Catalog
 from modelfleet.errors import FleetError
 from modelfleet.observe.exposition import FleetCollector, ReplicaStore
 from modelfleet.observe.local_source import ReplicaScrape, scrape_local
+from modelfleet.observe.modal_source import ModalStatsReader, modal_views
 from modelfleet.observe.view import ModelView, model_views
 from modelfleet.settings import ComparedApi, FleetSettings
 from modelfleet.targets.local.runs import RunBook
@@ -41,8 +42,9 @@ def scraper_for(settings: FleetSettings) -> Callable[[], list[ReplicaScrape]]:
         book = RunBook(settings.state_path)
         return lambda: scrape_local(book)
     raise FleetError(
-        "fleet.toml: target: the fleet view reads the local target only so far; for Modal use Modal's dashboard "
-        "(a scrape of the public URL would keep scale-to-zero containers awake, so fleet does not do one)"
+        "fleet.toml: target: engine series (fleet metrics, live fleet top) are read on the local target only so far; "
+        "on Modal use `fleet top --once` (Modal's own container and input counts): a scrape of the public URL "
+        "would keep scale-to-zero containers awake, so fleet does not do one"
     )
 
 
@@ -52,7 +54,10 @@ def watch(settings: FleetSettings, catalog: Catalog) -> FleetWatch:
 
 
 def views_once(settings: FleetSettings, catalog: Catalog, interval: float) -> list[ModelView]:
-    """Two rounds ``interval`` seconds apart: the second, with rates."""
+    """Two rounds ``interval`` seconds apart: the second, with rates (Modal: one read of Modal's own counts)."""
+    if settings.target == "modal":
+        reader = ModalStatsReader(settings, sorted(catalog.models))
+        return modal_views(reader.read(), catalog, dict(settings.prices.per_hour))
     fleet = watch(settings, catalog)
     fleet.round()
     time.sleep(interval)  # the rate window itself, not a wait for a condition
