@@ -67,7 +67,7 @@ typecheck: install ## mypy (strict) over the platform package
 CONFIRM := $(if $(CI),--yes,)
 
 .PHONY: demo
-demo: install ## Seed and serve the demo model locally, ask it a question through the edge
+demo: install ## Seed and serve the demo model locally (the gateway in front), ask it through the gateway with a fresh client key
 	$(FLEET) up smollm2-135m
 	$(FLEET) demo smollm2-135m
 

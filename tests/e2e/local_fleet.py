@@ -43,7 +43,8 @@ class LocalFleet:
         """``fleet up`` the demo model: a no-op while it runs, a fresh start after a test stopped it."""
         up = self.fleet("up", DEMO)
         assert up.returncode == 0, f"fleet up failed:\n{up.stdout}\n{up.stderr}"
-        match = re.search(r"http://127\.0\.0\.1:\d+", up.stdout)
+        # The model's edge URL, from the outcome table (the gateway's line comes after it).
+        match = re.search(r"http://127\.0\.0\.1:\d+", up.stdout.split("gateway:")[0])
         # A running model reports "already running" instead of its URL, which is then unchanged.
         assert match or self.url, up.stdout
         self.url = match.group(0) if match else self.url
@@ -72,6 +73,8 @@ def local_fleet(
         FLEET_ROOT=str(fleet_root),
         FLEET_STATE_DIR=str(state_dir),
         FLEET_LOCAL_BASE_PORT=str(free_port()),
+        # The fleet's gateway on a port of its own: never a developer's (fleet.toml's [gateway] port).
+        FLEET_GATEWAY__PORT=str(free_port()),
         PYTHONPATH=str(fleet_root / "platform"),
         COLUMNS="200",
     )

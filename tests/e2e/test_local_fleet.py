@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from typing import Any
 
 import httpx
 import openai
@@ -113,12 +114,68 @@ def test_a_crashed_engine_is_restarted_and_the_edge_answers_503_meanwhile(runnin
     assert "ready" in next(line for line in status.splitlines() if DEMO in line)
 
 
+def _status_json(fleet: LocalFleet) -> dict[str, Any]:
+    done = fleet.fleet("status", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def _client_key(fleet: LocalFleet, name: str) -> str:
+    done = fleet.fleet("keys", "create", name, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["key"])
+
+
+def test_fleet_up_starts_the_gateway_and_status_json_gives_its_url(running_fleet: LocalFleet) -> None:
+    gateway = _status_json(running_fleet)["gateway"]
+    assert gateway["url"] == f"http://127.0.0.1:{running_fleet.env['FLEET_GATEWAY__PORT']}"
+    assert gateway["health"] == "healthy" and gateway["models"] == [DEMO]
+    assert is_alive(int(gateway["pid"]))
+    assert httpx.get(f"{gateway['url']}/health", timeout=10).json()["models"] == [DEMO]
+    assert "gateway: " + gateway["openai_base_url"] in running_fleet.fleet("status").stdout
+
+
+def test_the_gateway_answers_the_stock_openai_sdk_with_a_client_key(running_fleet: LocalFleet) -> None:
+    base_url = _status_json(running_fleet)["gateway"]["openai_base_url"]
+    client = openai.OpenAI(base_url=base_url, api_key=_client_key(running_fleet, "e2e-gateway"), max_retries=0)
+    assert [m.id for m in client.models.list()] == [DEMO]
+    reply = client.chat.completions.create(
+        model=DEMO,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        temperature=0,
+        max_tokens=20,
+    )
+    assert "Paris" in (reply.choices[0].message.content or "")
+    # A client key is the gateway's, not the edge's: the edge itself refuses it.
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{running_fleet.url}/v1", api_key=client.api_key, max_retries=0).models.list()
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=base_url, api_key="fk-nobody", max_retries=0).models.list()
+    usage = running_fleet.fleet("usage", "--key", "e2e-gateway", "--format", "json")
+    assert usage.returncode == 0, usage.stderr
+    assert "e2e-gateway" in usage.stdout
+
+
+def test_demo_asks_through_the_gateway_with_a_fresh_client_key(running_fleet: LocalFleet) -> None:
+    done = running_fleet.fleet("demo", DEMO)
+    assert done.returncode == 0, done.stderr
+    base_url = _status_json(running_fleet)["gateway"]["openai_base_url"]
+    assert "Paris" in done.stdout
+    assert f"OpenAI(base_url={base_url!r}, api_key=" in done.stdout
+    assert "fleet keys revoke demo-" in done.stdout
+
+
 def test_down_leaves_no_process_and_no_run_state(running_fleet: LocalFleet) -> None:
     record = _run_record(running_fleet)
+    gateway_pid = int(_status_json(running_fleet)["gateway"]["pid"])
     done = running_fleet.fleet("down", DEMO)
     assert done.returncode == 0, done.stderr
-    for pid in (int(str(record["supervisor_pid"])), int(str(record["engine_pid"]))):
+    for pid in (int(str(record["supervisor_pid"])), int(str(record["engine_pid"])), gateway_pid):
         assert not is_alive(pid), f"process {pid} survived fleet down"
     assert not (running_fleet.state_dir / "runs" / f"{DEMO}.json").exists()
+    assert not (running_fleet.state_dir / "gateway.json").exists()
+    assert _status_json(running_fleet)["gateway"] is None
+    # The gateway's service token went with it.
+    assert "gateway-" not in running_fleet.fleet("token", "list").stdout
     status = running_fleet.fleet("status").stdout
     assert "stopped" in next(line for line in status.splitlines() if DEMO in line)

@@ -7,6 +7,7 @@ hashed token store the local edges check (on Modal, proxy tokens are made with
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any, Literal
 
 import typer
 from rich.markup import escape
@@ -36,7 +38,10 @@ def up(names: list[str] = typer.Argument(None, help="Models to start (default: e
         settings, catalog = load_settings_and_catalog()
         print_problems(catalog)
         models = [catalog.require(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
-        if run_deploy(settings, catalog, models, yes=True, allow_dirty=True, exit_on_failure=False):
+        failed = run_deploy(settings, catalog, models, yes=True, allow_dirty=True, exit_on_failure=False)
+        if not _print_gateway(get_target(settings)):
+            failed = True
+        if failed:
             raise typer.Exit(1)
 
 
@@ -47,14 +52,57 @@ def down(names: list[str] = typer.Argument(None, help="Models to stop (default: 
         models = [catalog.require(n) for n in names] if names else sorted(catalog.models.values(), key=lambda m: m.name)
         target = get_target(settings)
         print_outcomes(target.teardown(models), title=f"down ({target.name})")
+        _print_gateway(target)
 
 
-def status() -> None:
-    """Model, URL, pid, health, uptime, memory and restarts."""
+def _gateway_view(target: object) -> dict[str, Any] | None:
+    """The local gateway as ``fleet status`` shows it: url, state, health, pid, the models it routes; None when none."""
+    from modelfleet.targets.local import LocalTarget
+    from modelfleet.targets.local.gateway_process import gateway_health
+
+    run = target.gateway() if isinstance(target, LocalTarget) else None
+    if run is None:
+        return None
+    health = gateway_health(run) if run.pid else "down"
+    return {
+        "url": run.url,
+        "openai_base_url": f"{run.url}/v1",
+        "state": "running" if health == "healthy" else ("failed" if run.last_error else health),
+        "health": health,
+        "pid": run.pid,
+        "models": sorted(run.upstreams),
+        "error": run.last_error,
+    }
+
+
+def _print_gateway(target: object) -> bool:
+    """One line about the gateway after up/down; False when it should run and does not."""
+    view = _gateway_view(target)
+    if view is None:
+        return True
+    if view["error"] or view["health"] != "healthy":
+        console.print(f"[red]gateway:[/red] {escape(view['error'] or view['health'])}", highlight=False)
+        return False
+    console.print(
+        f"gateway: {view['openai_base_url']} -> {', '.join(view['models'])} (client keys: `fleet keys create NAME`)",
+        highlight=False,
+    )
+    return True
+
+
+def status(
+    output: Literal["table", "json"] = typer.Option("table", "--format", "-f", help="Output format."),
+) -> None:
+    """Model, URL, pid, health, uptime, memory and restarts; and the fleet's gateway."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         target = get_target(settings)
         statuses = target.status(sorted(catalog.models.values(), key=lambda m: m.name))
+        gateway = _gateway_view(target)
+        if output == "json":
+            models = [{"model": s.model, "url": s.url, "state": s.state, **s.detail} for s in statuses]
+            typer.echo(json.dumps({"target": target.name, "models": models, "gateway": gateway}, indent=2))
+            return
         table = Table(title=f"status ({target.name})")
         keys = sorted({k for s in statuses for k in s.detail if k != "error"})
         for column in ("model", "url", "state", *keys):
@@ -65,6 +113,14 @@ def status() -> None:
         for entry in statuses:
             if entry.detail.get("error"):
                 console.print(f"[yellow]{entry.model}:[/yellow] {escape(entry.detail['error'])}", highlight=False)
+        if gateway is not None:
+            console.print(
+                f"gateway: {gateway['openai_base_url']} {gateway['state']} (pid {gateway['pid']}; "
+                f"models {', '.join(gateway['models']) or '-'})",
+                highlight=False,
+            )
+            if gateway["error"]:
+                console.print(f"[yellow]gateway:[/yellow] {escape(gateway['error'])}", highlight=False)
 
 
 def logs(
@@ -111,12 +167,17 @@ def call(
 
 
 def demo(name: str = typer.Argument("smollm2-135m", help="The model to demonstrate.")) -> None:
-    """Create a token, ask the running model a question through the edge, and show how to call it yourself."""
+    """Ask the running model a question -- through the fleet's gateway with a fresh client key where
+    one runs (the local target), else through the model's edge with a token -- and show how to call it."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         model = catalog.require(name)
         target = get_target(settings)
         url = target.endpoint(model)
+        gateway = _gateway_view(target)
+        if gateway is not None and gateway["health"] == "healthy" and model.served_name in gateway["models"]:
+            _demo_through_gateway(settings, gateway["openai_base_url"], model.served_name)
+            return
         key, secret = _token_store(settings).create(f"demo-{int(time.time())}")
         credentials = Credentials(key, secret)
         answer = ask(url, credentials, model.served_name, DEMO_QUESTION)
@@ -133,6 +194,53 @@ def demo(name: str = typer.Argument("smollm2-135m", help="The model to demonstra
         )
         console.print(f"try it:\n  {curl}", highlight=False, soft_wrap=True)
         console.print("the fleet keeps running; stop it with `make down`", highlight=False)
+
+
+def _demo_through_gateway(settings: FleetSettings, base_url: str, served_name: str) -> None:
+    """A fresh client key (as ``fleet keys create``), the demo question through the gateway, the snippet to reuse."""
+    from modelfleet.gateway.keys import KeyLimits, new_key
+    from modelfleet.gateway.server import open_key_store
+
+    record, key = new_key(f"demo-{int(time.time())}", KeyLimits())
+    open_key_store(
+        settings.gateway, settings.state_path, target=settings.target, modal_environment=settings.modal_environment
+    ).add(record)
+    answer = "".join(stream_gateway_chat(base_url, key, served_name, DEMO_QUESTION, 64))
+    console.print(f"[bold]Q:[/bold] {DEMO_QUESTION}\n[bold]A:[/bold] {escape(answer)}\n", highlight=False)
+    console.print(f"gateway: {base_url}  (OpenAI-compatible; model {served_name!r})", highlight=False)
+    console.print(
+        f"client key {record.name!r} (shown once; `fleet keys list` shows it, `fleet keys revoke {record.name}` ends it, "
+        "`fleet usage` counts it):",
+        highlight=False,
+    )
+    console.print(f"  {key}", highlight=False)
+    snippet = (
+        "from openai import OpenAI\n"
+        f"client = OpenAI(base_url={base_url!r}, api_key={key!r})\n"
+        f"reply = client.chat.completions.create(model={served_name!r}, "
+        'messages=[{"role": "user", "content": "Hello!"}])\n'
+        "print(reply.choices[0].message.content)"
+    )
+    console.print("try it (python, pip install openai):", highlight=False)
+    console.print(snippet, highlight=False, markup=False, soft_wrap=True)
+    console.print("the fleet keeps running; stop it with `make down`", highlight=False)
+
+
+def stream_gateway_chat(base_url: str, key: str, served_name: str, prompt: str, max_tokens: int) -> Iterator[str]:
+    """Yield the answer's text as it streams from the gateway (stock OpenAI SDK, the client key as api_key)."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key=key, max_retries=0)
+    stream = client.chat.completions.create(
+        model=served_name,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        temperature=0,
+        stream=True,
+    )
+    for event in stream:
+        if event.choices and event.choices[0].delta.content:
+            yield event.choices[0].delta.content
 
 
 @token_app.command("create")

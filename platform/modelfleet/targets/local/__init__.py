@@ -27,7 +27,8 @@ from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord, FleetState, load_state_file, save_state_file
 from modelfleet.targets.base import DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
-from modelfleet.targets.local import egress
+from modelfleet.targets.local import egress, gateway_process
+from modelfleet.targets.local.gateway_process import GatewayRun
 from modelfleet.targets.local.processes import is_alive, stop_group, tree_rss_bytes
 from modelfleet.targets.local.runs import LocalRun, RunBook
 from modelfleet.volumes import local_volume_root, seed
@@ -107,7 +108,25 @@ class LocalTarget:
             starting.append((model, started))
         for model, started in starting:
             outcomes[model.name] = self._wait_ready(model, started, tag, on_event)
+        self.sync_gateway()
         return [outcomes[m.name] for m in models]
+
+    def sync_gateway(self) -> GatewayRun | None:
+        """The fleet's one gateway in front of whatever edges run now (``gateway_process.sync_gateway``).
+
+        Never fails the models' outcomes: a gateway that did not start comes back with
+        ``last_error`` set (``fleet up`` and ``fleet status`` show it).
+        """
+        try:
+            return gateway_process.sync_gateway(self.settings)
+        except (FleetError, OSError) as error:
+            run = GatewayRun(pid=0, host=self.settings.gateway.host, port=self.settings.gateway.port, upstreams={})
+            run.last_error = str(error)
+            return run
+
+    def gateway(self) -> GatewayRun | None:
+        """The gateway's record, or None when none was started."""
+        return gateway_process.GatewayBook(self.settings.state_path).read()
 
     def _egress_refusal(self, model: CatalogModel) -> str:
         """The refusal of a blocked model where network namespaces are refused; "" when it may start.
@@ -234,6 +253,8 @@ class LocalTarget:
                 continue
             self._stop(model.name)
             outcomes.append(self._outcome(model, "ok", started, detail="stopped"))
+        # The gateway follows the edges: restarted for the ones left, stopped with the last.
+        self.sync_gateway()
         return outcomes
 
     def force_cold_start(self, model: CatalogModel) -> int:
