@@ -16,7 +16,7 @@ from rich.table import Table
 
 from modelfleet.cli.common import console, load_settings_and_catalog, user_errors
 from modelfleet.observe.exposition import DEFAULT_TTL, fleet_registry, json_text, prometheus_text
-from modelfleet.observe.fleet_view import collector_for, compare_json, views_once, watch
+from modelfleet.observe.fleet_view import collector_for, compare_json, frames, views_once
 from modelfleet.observe.view import ModelView
 from modelfleet.settings import ComparedApi
 
@@ -46,12 +46,11 @@ def top(
         if once:
             console.print(top_table(views_once(settings, catalog, interval), settings.compare))
             return
-        fleet = watch(settings, catalog)
-        fleet.round()
-        with Live(top_table([], settings.compare), console=console, refresh_per_second=1) as live:
+        frame = frames(settings, catalog)
+        with Live(top_table(frame(), settings.compare), console=console, refresh_per_second=1) as live:
             while True:
                 time.sleep(interval)  # the refresh period of a live view
-                live.update(top_table(fleet.round(), settings.compare))
+                live.update(top_table(frame(), settings.compare))
 
 
 def top_table(views: list[ModelView], compare: ComparedApi | None) -> Table:

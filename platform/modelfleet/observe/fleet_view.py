@@ -64,6 +64,15 @@ def views_once(settings: FleetSettings, catalog: Catalog, interval: float) -> li
     return fleet.round()
 
 
+def frames(settings: FleetSettings, catalog: Catalog) -> Callable[[], list[ModelView]]:
+    """What a live ``fleet top`` calls each refresh: local rounds (rates between them) or Modal's current counts."""
+    if settings.target == "modal":
+        reader = ModalStatsReader(settings, sorted(catalog.models))
+        prices = dict(settings.prices.per_hour)
+        return lambda: modal_views(reader.read(), catalog, prices)
+    return watch(settings, catalog).round
+
+
 def compare_json(compare: ComparedApi | None) -> dict[str, object] | None:
     """The ``[compare]`` table as JSON (None when fleet.toml has none)."""
     return None if compare is None else compare.model_dump()
