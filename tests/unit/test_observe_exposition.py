@@ -103,3 +103,16 @@ def test_gateway_route_answers_the_admin_key_only(sample: EngineSample) -> None:
         'fleet_generation_tokens_total{environment="staging",model="demo",replica="r1",target="local"} 559.0'
         in answer.text
     )
+
+
+def test_the_fleet_route_serves_the_local_fleet_registry_to_the_admin(fleet_repo: Path) -> None:
+    from modelfleet.catalog import load_catalog
+    from modelfleet.observe.gateway_route import fleet_metrics_route
+    from modelfleet.settings import FleetSettings
+
+    settings = FleetSettings()
+    route = fleet_metrics_route(settings, load_catalog(settings), hashlib.sha256(ADMIN_KEY.encode()).hexdigest())
+    client = TestClient(Starlette(routes=[route]))
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert answer.status_code == 200 and "# TYPE fleet_replicas gauge" in answer.text

@@ -15,6 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from modelfleet.catalog import Catalog
+from modelfleet.observe.exposition import DEFAULT_TTL, fleet_registry
+from modelfleet.observe.fleet_view import collector_for
+from modelfleet.settings import FleetSettings
+
 
 def metrics_route(registry: CollectorRegistry, admin_key_sha256: str, path: str = "/metrics") -> Route:
     """A GET route answering the registry's exposition to ``Authorization: Bearer <admin key>`` only."""
@@ -25,6 +30,16 @@ def metrics_route(registry: CollectorRegistry, admin_key_sha256: str, path: str 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return Route(path, metrics, methods=["GET"])
+
+
+def fleet_metrics_route(
+    settings: FleetSettings, catalog: Catalog, admin_key_sha256: str, ttl: float = DEFAULT_TTL
+) -> Route:
+    """``metrics_route`` over the fleet's own registry (the collector ``fleet metrics`` prints), for the gateway.
+
+    Mount it before the gateway's catch-all route: ``routes.insert(0, fleet_metrics_route(...))``.
+    """
+    return metrics_route(fleet_registry(collector_for(settings, catalog, ttl)), admin_key_sha256)
 
 
 def _is_admin(authorization: str, admin_key_sha256: str) -> bool:
