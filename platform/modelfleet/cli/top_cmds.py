@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Literal
 
 import typer
 from rich.live import Live
 from rich.table import Table
 
-from modelfleet.cli.common import console, load_settings_and_catalog, user_errors
+from modelfleet.cli.common import UserError, console, load_settings, load_settings_and_catalog, user_errors
 from modelfleet.observe.exposition import DEFAULT_TTL, fleet_registry, json_text, prometheus_text
 from modelfleet.observe.fleet_view import collector_for, compare_json, frames, views_once
+from modelfleet.observe.history import frames_since, history_path, parse_since, record_frame
+from modelfleet.observe.report import write_reports
 from modelfleet.observe.view import ModelView
 from modelfleet.settings import ComparedApi
 
@@ -28,12 +31,15 @@ def top(
     once: bool = typer.Option(False, "--once", help="Print one frame and exit (for scripts)."),
     output: TopFormat = typer.Option("table", "--format", help="table or json (json implies --once)."),
     interval: float = typer.Option(2.0, "--interval", min=0.2, max=300.0, help="Seconds between scrapes (rates)."),
+    record: bool = typer.Option(True, "--record/--no-record", help="Append each frame to the state's history."),
 ) -> None:
     """Per model: replicas, requests, TTFT and time per output token p50/p95, tokens/s, KV cache, $/h, $/1M out."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
+        history = history_path(settings.state_path) if record else None
         if output == "json":
             views = views_once(settings, catalog, interval)
+            _record(history, views)
             document = {
                 "environment": settings.environment_label,
                 "target": settings.target,
@@ -44,13 +50,43 @@ def top(
             print(json.dumps(document, indent=2))
             return
         if once:
-            console.print(top_table(views_once(settings, catalog, interval), settings.compare))
+            views = views_once(settings, catalog, interval)
+            _record(history, views)
+            console.print(top_table(views, settings.compare))
             return
         frame = frames(settings, catalog)
         with Live(top_table(frame(), settings.compare), console=console, refresh_per_second=1) as live:
             while True:
                 time.sleep(interval)  # the refresh period of a live view
-                live.update(top_table(frame(), settings.compare))
+                views = frame()
+                _record(history, views)
+                live.update(top_table(views, settings.compare))
+
+
+def _record(history: Path | None, views: list[ModelView]) -> None:
+    if history is not None and views:
+        record_frame(history, views)
+
+
+def plots(
+    since: str = typer.Option("6h", "--since", help="How far back: 30m, 6h, 2d."),
+    out: Path = typer.Option(Path("fleet-plots"), "--out", help="Folder for the PNGs."),
+) -> None:
+    """A PNG per model (load, latency percentiles, cost over time) from the frames `fleet top` recorded."""
+    with user_errors():
+        settings = load_settings()
+        try:
+            seconds = parse_since(since)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        frames = frames_since(history_path(settings.state_path), time.time() - seconds)
+        if not frames:
+            raise UserError(
+                f"fleet plots: no frames since {since} in {history_path(settings.state_path)}; "
+                "run `fleet top` (it records each frame) and try again"
+            )
+        for path in write_reports(frames, out):
+            console.print(f"wrote {path}", highlight=False)
 
 
 def top_table(views: list[ModelView], compare: ComparedApi | None) -> Table:
@@ -114,3 +150,5 @@ def register(app: typer.Typer) -> None:
     """Add ``fleet top`` and ``fleet metrics``."""
     app.command("top")(top)
     app.command("metrics")(metrics)
+    # `fleet report` is the post-deploy report (postdeploy_cmds); these are the fleet view's pictures.
+    app.command("plots")(plots)
