@@ -10,15 +10,11 @@ model. Stored beside the deploy records of the same environment: on Modal in the
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelfleet.errors import FleetError
-from modelfleet.files import write_atomic
 from modelfleet.state import DeployRecord
 
 PASSES_FILE = "passed.json"
@@ -58,7 +54,7 @@ class PassRecord(BaseModel):
 
 
 class KeyValues(Protocol):
-    """What the pass book needs of a store: ``modal.Dict`` has it, and so does ``JsonKeyValues``."""
+    """What the pass book needs of a store: ``modal.Dict`` has it, and so does ``state.JsonFileStore``."""
 
     def get(self, key: str, default: Any = None) -> Any: ...
     def put(self, key: str, value: Any) -> Any: ...
@@ -78,35 +74,6 @@ class PassBook:
         """The pass of ``version`` of ``model``, if it ever passed here."""
         raw = self.store.get(_key(model, version))
         return PassRecord.model_validate_json(raw) if raw else None
-
-
-class JsonKeyValues:
-    """A small key-value file, written atomically: the local target's pass records."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except json.JSONDecodeError as error:
-            raise FleetError(f"{self.path}: not JSON ({error}); remove it to forget every pass") from None
-        if not isinstance(data, dict):
-            raise FleetError(f"{self.path}: expected a JSON object; remove it to forget every pass")
-        return data
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value under ``key``, or ``default``."""
-        return self._read().get(key, default)
-
-    def put(self, key: str, value: Any) -> None:
-        """Set ``key``; the whole file is replaced atomically."""
-        data = self._read()
-        data[key] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _key(model: str, version: str) -> str:

@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from modelfleet.cli.app import app
-from modelfleet.passes import PASSES_FILE, JsonKeyValues, PassBook, PassRecord
+from modelfleet.passes import PASSES_FILE, PassBook, PassRecord
 from modelfleet.settings import FleetSettings
-from modelfleet.state import DeployRecord, FleetState, save_state_file
+from modelfleet.state import DeployRecord, FleetState, JsonFileStore, save_state_file
 from modelfleet.targets.passes import pass_book
 from tests.unit.test_smoke_cli import DEMO, endpoint  # noqa: F401  (the fixture)
 from tests.unit.test_smoke_endpoint import FakeEndpoint
@@ -69,5 +69,5 @@ def test_the_local_pass_file_is_per_environment(fleet_repo: Path, monkeypatch: p
     assert pass_book(prod.for_environment("staging")).of(DEMO, RECORD.version) is None
 
 
-def _store(folder: Path) -> JsonKeyValues:
-    return JsonKeyValues(folder / PASSES_FILE)
+def _store(folder: Path) -> JsonFileStore:
+    return JsonFileStore(folder / PASSES_FILE)

@@ -9,10 +9,10 @@ import typer
 
 from modelfleet.catalog import load_catalog
 from modelfleet.cli.promote_cmds import run_command
-from modelfleet.passes import JsonKeyValues, PassBook, PassRecord
+from modelfleet.passes import PassBook, PassRecord
 from modelfleet.promotion import PromotionRefused, check_promotion
 from modelfleet.settings import FleetSettings
-from modelfleet.state import DeployRecord, FleetState
+from modelfleet.state import DeployRecord, FleetState, JsonFileStore
 from tests.unit.conftest import REPO_ROOT
 
 MODEL = "smollm2-135m"
@@ -40,7 +40,7 @@ def settings() -> FleetSettings:
 
 def _check(settings: FleetSettings, tmp_path: Path, record: DeployRecord, *, passed: bool, checkout: str) -> None:
     model = load_catalog(settings).require(MODEL)
-    book = PassBook(JsonKeyValues(tmp_path / "passed.json"))
+    book = PassBook(JsonFileStore(tmp_path / "passed.json"))
     if passed:
         book.record(PassRecord.of(record, model=MODEL, environment="staging", checks=("smoke",)))
     check_promotion(

@@ -7,8 +7,9 @@ it; only the store does.
 
 from __future__ import annotations
 
-from modelfleet.passes import PASSES_FILE, JsonKeyValues, PassBook, PassRecord
+from modelfleet.passes import PASSES_FILE, PassBook, PassRecord
 from modelfleet.settings import FleetSettings
+from modelfleet.state import JsonFileStore
 from modelfleet.targets.base import Target
 
 
@@ -18,7 +19,7 @@ def pass_book(settings: FleetSettings) -> PassBook:
         from modelfleet.targets.modal.state_store import StateStore
 
         return PassBook(StateStore(settings).key_values())
-    return PassBook(JsonKeyValues(settings.state_path / PASSES_FILE))
+    return PassBook(JsonFileStore(settings.state_path / PASSES_FILE))
 
 
 def record_pass(target: Target, model: str, checks: tuple[str, ...]) -> PassRecord | None:
