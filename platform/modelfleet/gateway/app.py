@@ -39,7 +39,7 @@ from modelfleet.gateway.upstream import (
     UpstreamPool,
     send_holding,
 )
-from modelfleet.runtime.edge_http import RequestIdMiddleware, error_response, request_id_of
+from modelfleet.runtime.edge_http import BodyTooLarge, RequestIdMiddleware, error_response, read_body, request_id_of
 
 MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 _GENERATING = ("/v1/chat/completions", "/v1/completions")
@@ -139,8 +139,8 @@ class _Gateway:
         if isinstance(record, Response):
             return record
         try:
-            body = await _read_body(request, self.config.max_body_bytes)
-        except _TooLarge:
+            body = await read_body(request, self.config.max_body_bytes)
+        except BodyTooLarge:
             return error_response(413, f"request body over {self.config.max_body_bytes} bytes", "too_large")
         except ClientDisconnect:
             return Response(status_code=499)
@@ -286,20 +286,3 @@ def _positive_int(value: object) -> TypeGuard[int]:
 
 def _today() -> date:
     return datetime.now(UTC).date()
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -25,9 +25,11 @@ from starlette.routing import Route
 from yarl import URL
 
 from modelfleet.runtime.edge_http import (
+    BodyTooLarge,
     RelayResponse,
     RequestIdMiddleware,
     error_response,
+    read_body,
     relay_server,
     request_id_of,
 )
@@ -149,8 +151,8 @@ def build_edge(config: EdgeConfig) -> Starlette:
         if rejection:
             return rejection
         try:
-            body = await _read_body(request, config.max_body_bytes)
-        except _TooLarge:
+            body = await read_body(request, config.max_body_bytes)
+        except BodyTooLarge:
             return error_response(413, f"request body over {config.max_body_bytes} bytes", "too_large")
         except ClientDisconnect:
             return Response(status_code=499)
@@ -260,10 +262,6 @@ class _Upstream:
             await self._session.close()
 
 
-class _TooLarge(Exception):
-    pass
-
-
 async def _authorize(config: EdgeConfig, request: Request) -> Response | None:
     if config.auth_mode != "tokens":
         return None  # modal-proxy: Modal checked the token before the request got here
@@ -284,16 +282,3 @@ def _require_ready(config: EdgeConfig) -> Response | None:
     if state == "ready":
         return None
     return error_response(503, _WAITING_MESSAGES[state], "unavailable", config.retry_after_seconds)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -38,6 +38,28 @@ def error_response(status: int, message: str, kind: str, retry_after: int | None
     )
 
 
+class BodyTooLarge(Exception):
+    """A request body over the owner's limit (the edge's and the gateway's answer is 413)."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole request body, refused as soon as it (or its declared length) passes ``limit`` bytes.
+
+    The edge and the gateway read every body before relaying it: the edge to relay it
+    whole, the gateway to read ``model`` from it. Neither holds more than ``limit``.
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def request_id_of(request: Request) -> str:
     """The id the middleware gave this request."""
     return str(request.scope.get("modelfleet.request_id", ""))
