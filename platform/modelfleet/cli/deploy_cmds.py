@@ -98,6 +98,13 @@ def run_deploy(
     record_deploys(settings, outcomes, target=target.name)
     print_outcomes(outcomes, title=f"deploy ({target.name}, tag {tag})")
     failed = any(o.result == "failed" for o in outcomes)
+    # The fleet gateway follows the models (Modal: its own app, redeployed with their URLs;
+    # the local target starts it inside deploy itself).
+    deploy_gateway = getattr(target, "deploy_gateway", None)
+    if deploy_gateway is not None and any(o.result == "ok" for o in outcomes):
+        gateway = deploy_gateway(tag=tag)
+        print_outcomes([gateway], title=f"gateway ({target.name})")
+        failed = failed or gateway.result == "failed"
     if failed and exit_on_failure:
         raise typer.Exit(1)
     return failed

@@ -79,6 +79,15 @@ class GatewayConfig(BaseModel):
         le=1_000_000,
         description="Tokens reserved against tokens/min quotas for a request that names no max_tokens.",
     )
+    modal_proxy_auth: bool = Field(
+        default=False,
+        description="Modal target: keep Modal's proxy auth (Modal-Key/Modal-Secret) in front of the gateway as well as its own keys.",
+    )
+    proxy_token_secret: str = Field(
+        default="modelfleet-gateway-proxy-token",
+        pattern=_NAME,
+        description="Modal target: the Modal Secret with FLEET_PROXY_TOKEN_ID/FLEET_PROXY_TOKEN_SECRET, the proxy token the gateway sends to every model endpoint.",
+    )
     ledger_flush_s: float = Field(
         default=1.0, gt=0, le=60, description="How often counted usage is written to the ledger."
     )

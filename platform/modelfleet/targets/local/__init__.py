@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -27,12 +28,14 @@ from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord, FleetState, load_state_file, save_state_file
 from modelfleet.targets.base import DeployOutcome, ModelStatus, OnEvent, Result, ignore_event
-from modelfleet.targets.local import egress, gateway_process
-from modelfleet.targets.local.gateway_process import GatewayRun
+from modelfleet.targets.local import egress
 from modelfleet.targets.local.processes import is_alive, stop_group, tree_rss_bytes
 from modelfleet.targets.local.runs import LocalRun, RunBook
 from modelfleet.volumes import local_volume_root, seed
 from modelfleet.volumes.inventory import WeightsVolume
+
+if TYPE_CHECKING:
+    from modelfleet.targets.local.gateway_process import GatewayRun
 
 HEALTH_POLL_SECONDS = 0.5
 
@@ -117,8 +120,12 @@ class LocalTarget:
         Never fails the models' outcomes: a gateway that did not start comes back with
         ``last_error`` set (``fleet up`` and ``fleet status`` show it).
         """
+        # Imported here, not at the top: the module is also run as ``python -m`` (the gateway
+        # process), and runpy warns when the package already imported it.
+        from modelfleet.targets.local.gateway_process import GatewayRun, sync_gateway
+
         try:
-            return gateway_process.sync_gateway(self.settings)
+            return sync_gateway(self.settings)
         except (FleetError, OSError) as error:
             run = GatewayRun(pid=0, host=self.settings.gateway.host, port=self.settings.gateway.port, upstreams={})
             run.last_error = str(error)
@@ -126,7 +133,9 @@ class LocalTarget:
 
     def gateway(self) -> GatewayRun | None:
         """The gateway's record, or None when none was started."""
-        return gateway_process.GatewayBook(self.settings.state_path).read()
+        from modelfleet.targets.local.gateway_process import GatewayBook
+
+        return GatewayBook(self.settings.state_path).read()
 
     def _egress_refusal(self, model: CatalogModel) -> str:
         """The refusal of a blocked model where network namespaces are refused; "" when it may start.

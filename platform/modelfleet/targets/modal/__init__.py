@@ -101,6 +101,13 @@ class ModalTarget:
 
         return deploy_all(bundles, settings=self.settings, tag=tag, record=record, on_event=on_event)
 
+    def deploy_gateway(self, *, tag: str) -> DeployOutcome:
+        """The fleet gateway's app (no GPU) in front of every deployed model (``gateway_deploy``)."""
+        require_credentials()
+        from modelfleet.targets.modal.gateway_deploy import deploy_gateway
+
+        return deploy_gateway(self.settings, self._catalog(), tag=tag)
+
     def seed(self, models: list[CatalogModel], *, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
         """Run each model's seed app (``modal run -m ...seed_entry::seed``): download, verify, commit.
 

@@ -1,0 +1,119 @@
+"""Deploy the fleet gateway's Modal app after the models: ``fleet deploy-all`` (and CI) calls it.
+
+The gateway routes to each model's endpoint URL, known once the model is deployed, so it
+goes after them: every model of the catalog whose app is deployed in the Modal environment
+(looked up as ``fleet status`` does, ``deploy.deployed_web_url``) becomes an upstream.
+The app is built in this process from ``gateway_entry`` as ``app_build`` builds a model's
+(the module executed under its own name, the bundle in the environment) and published with
+``App.deploy`` (``deploy.publish``). Before that the keys Dict is created if missing
+(``modal.Dict.from_name(create_if_missing=True)``): every gateway container reads it, and a
+gateway whose Dict does not exist would refuse every key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+import time
+from types import ModuleType
+
+import modal
+
+from modelfleet.catalog import Catalog
+from modelfleet.settings import FleetSettings
+from modelfleet.targets.base import DeployOutcome, Result
+from modelfleet.targets.modal.app_build import _BUILD_LOCK, AppBuildError
+from modelfleet.targets.modal.client import ModalCommandError
+from modelfleet.targets.modal.deploy import DEPLOY_TIMEOUT, client_error_line, deployed_web_url, publish
+from modelfleet.targets.modal.gateway_bundle import (
+    GATEWAY_BUNDLE_ENV,
+    GatewayBundle,
+    ModelEndpoint,
+    gateway_app_name,
+)
+from modelfleet.targets.modal.gateway_entry_name import GATEWAY_ENTRY_MODULE, GATEWAY_FUNCTION
+
+GATEWAY_MODEL = "(gateway)"
+
+
+def gateway_bundle(settings: FleetSettings, catalog: Catalog, endpoints: dict[str, ModelEndpoint]) -> GatewayBundle:
+    """The gateway's bundle for ``endpoints`` (served name -> endpoint)."""
+    return GatewayBundle(
+        app_name=gateway_app_name(settings.app_prefix),
+        modal_environment=settings.modal_environment,
+        config=settings.gateway,
+        endpoints=endpoints,
+        prices=dict(settings.prices.per_hour),
+    )
+
+
+def deployed_endpoints(settings: FleetSettings, catalog: Catalog) -> dict[str, ModelEndpoint]:
+    """Served name -> endpoint of every catalog model deployed in the environment (others are left out)."""
+    endpoints = {}
+    for model in sorted(catalog.models.values(), key=lambda m: m.name):
+        try:
+            url = deployed_web_url(settings.app_name(model.name), settings.modal_environment)
+        except ModalCommandError:
+            continue
+        endpoints[model.served_name] = ModelEndpoint(
+            url=url, gpu_type=model.spec.gpu.type, gpu_count=model.spec.gpu.count
+        )
+    return endpoints
+
+
+def build_gateway_app(bundle: GatewayBundle) -> modal.App:
+    """A fresh ``modal.App`` declared by ``gateway_entry`` for ``bundle`` (see ``app_build.build_app``)."""
+    spec = importlib.util.find_spec(GATEWAY_ENTRY_MODULE)
+    if spec is None or spec.loader is None:
+        raise AppBuildError(f"ModuleNotFoundError: No module named {GATEWAY_ENTRY_MODULE!r}")
+    with _BUILD_LOCK:
+        saved_module = sys.modules.get(GATEWAY_ENTRY_MODULE)
+        saved_bundle = os.environ.get(GATEWAY_BUNDLE_ENV)
+        module: ModuleType = importlib.util.module_from_spec(spec)
+        sys.modules[GATEWAY_ENTRY_MODULE] = module
+        os.environ[GATEWAY_BUNDLE_ENV] = bundle.to_env()
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:
+            raise AppBuildError(f"{type(error).__name__}: {error}") from error
+        finally:
+            if saved_module is None:
+                sys.modules.pop(GATEWAY_ENTRY_MODULE, None)
+            else:
+                sys.modules[GATEWAY_ENTRY_MODULE] = saved_module
+            if saved_bundle is None:
+                os.environ.pop(GATEWAY_BUNDLE_ENV, None)
+            else:
+                os.environ[GATEWAY_BUNDLE_ENV] = saved_bundle
+    app = getattr(module, "app", None)
+    if not isinstance(app, modal.App):
+        raise AppBuildError(f"{GATEWAY_ENTRY_MODULE} declares no modal.App named `app`")
+    return app
+
+
+def deploy_gateway(settings: FleetSettings, catalog: Catalog, *, tag: str) -> DeployOutcome:
+    """Deploy the gateway in front of every deployed model; the outcome names its URL or why it failed."""
+    started = time.monotonic()
+    app_name = gateway_app_name(settings.app_prefix)
+    env = settings.modal_environment
+
+    def outcome(result: Result, *, url: str = "", detail: str = "") -> DeployOutcome:
+        return DeployOutcome(GATEWAY_MODEL, app_name, result, time.monotonic() - started, url=url, detail=detail)
+
+    endpoints = deployed_endpoints(settings, catalog)
+    if not endpoints:
+        return outcome("skipped", detail="no model is deployed: nothing to route to")
+    try:
+        modal.Dict.from_name(settings.gateway.keys_dict, environment_name=env, create_if_missing=True).hydrate()
+        app = build_gateway_app(gateway_bundle(settings, catalog, endpoints))
+        asyncio.run(publish(app, app_name, env, tag, timeout=DEPLOY_TIMEOUT))
+        url = modal.Function.from_name(app_name, GATEWAY_FUNCTION, environment_name=env).get_web_url() or ""
+    except AppBuildError as error:
+        return outcome("failed", detail=str(error))
+    except TimeoutError:
+        return outcome("failed", detail=f"timed out after {DEPLOY_TIMEOUT:.0f}s")
+    except Exception as error:  # the client's refusal, as the CLI would print it
+        return outcome("failed", detail=client_error_line(error))
+    return outcome("ok", url=url.rstrip("/"), detail=f"routes {', '.join(sorted(endpoints))}")

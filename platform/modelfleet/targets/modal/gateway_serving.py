@@ -1,0 +1,41 @@
+"""Inside a gateway container: the gateway app from its bundle and the proxy-token Secret."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from modelfleet.gateway.app import build_gateway
+from modelfleet.gateway.key_stores import ModalKeyStore
+from modelfleet.gateway.ledger import Ledger
+from modelfleet.gateway.upstream import Upstream
+from modelfleet.targets.modal.gateway_bundle import PROXY_TOKEN_ID_KEY, PROXY_TOKEN_SECRET_KEY, GatewayBundle
+
+
+def proxy_headers() -> dict[str, str]:
+    """Modal-Key/Modal-Secret from the Secret's environment variables (Modal's proxy auth takes the pair)."""
+    return {"Modal-Key": os.environ[PROXY_TOKEN_ID_KEY], "Modal-Secret": os.environ[PROXY_TOKEN_SECRET_KEY]}
+
+
+def gateway_upstreams(bundle: GatewayBundle, headers: dict[str, str]) -> dict[str, Upstream]:
+    """Served name -> the model's endpoint, called with ``headers``."""
+    return {
+        served: Upstream(base_url=e.url, headers=headers, gpu_type=e.gpu_type, gpu_count=e.gpu_count)
+        for served, e in bundle.endpoints.items()
+    }
+
+
+def gateway_asgi(bundle: GatewayBundle) -> Starlette:
+    """The ASGI app Modal serves. The ledger is the container's own SQLite file: usage on Modal is
+    per container until the ledger has a shared store (the issue's open item)."""
+    ledger_path = Path(tempfile.gettempdir()) / "gateway-usage.sqlite"
+    return build_gateway(
+        bundle.config,
+        gateway_upstreams(bundle, proxy_headers()),
+        key_store=ModalKeyStore(bundle.config.keys_dict, bundle.modal_environment),
+        ledger=Ledger(ledger_path),
+        prices=bundle.prices,
+    )
