@@ -73,10 +73,7 @@ def _gateway_function(api: ModalApiRecorder) -> Any:
 
 
 def _deployed_fleet(api: ModalApiRecorder, root: Path) -> str:
-    create_workspace(api, root)
-    api.create_secret(
-        PROXY_SECRET, {"FLEET_PROXY_TOKEN_ID": "wk-placeholder", "FLEET_PROXY_TOKEN_SECRET": "ws-placeholder"}
-    )
+    create_workspace(api, root)  # the proxy-token Secret with it
     (model,) = drive(api, "deploy", "commit-1", root=root)
     assert model["result"] == "ok", model
     return str(model["url"])
@@ -128,7 +125,7 @@ def test_modal_proxy_auth_can_stay_in_front_of_the_gateway(api: ModalApiRecorder
 def test_a_missing_proxy_token_secret_fails_the_gateway_with_the_secret_named(
     api: ModalApiRecorder, root: Path
 ) -> None:
-    create_workspace(api, root)
+    create_workspace(api, root, skip_secrets=(PROXY_SECRET,))
     (model,) = drive(api, "deploy", "commit-1", root=root)
     assert model["result"] == "ok"
 

@@ -77,7 +77,8 @@ def test_deploy_all_through_the_cli_reports_every_model_and_exits_1(api: ModalAp
     assert "image build failed: no space left" in out
     for model in ALL:
         assert f"fleet-{model}" in out
-    assert len(api.requests("AppPublish")) == 3
+    # The three models, then the gateway in front of them.
+    assert len(api.requests("AppPublish")) == 4 and "fleet-gateway" in out
 
 
 def test_make_deploy_all_deploys_every_model_as_its_own_app(api: ModalApiRecorder) -> None:
@@ -93,7 +94,7 @@ def test_make_deploy_all_deploys_every_model_as_its_own_app(api: ModalApiRecorde
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 ok" in done.stdout
-    assert sorted(api.apps()) == [f"fleet-{m}" for m in ALL]
+    assert sorted(api.apps()) == sorted([*(f"fleet-{m}" for m in ALL), "fleet-gateway"])
     expected_tag = deploy_tag(REPO, allow_dirty=True)  # the commit, "-dirty" only with uncommitted changes
     assert {req.deployment_tag for req in api.requests("AppPublish")} == {expected_tag}
 

@@ -81,6 +81,12 @@ def create_workspace(api: ModalApiRecorder, root: Path = REPO, *, skip_secrets: 
             secrets.setdefault(token_secret, {})["HF_TOKEN"] = "hf_placeholder"
         for name in model.spec.secrets:
             secrets.setdefault(name, {"PLACEHOLDER": "1"})
+    # The gateway app calls the models with the proxy token of this Secret (targets/modal/gateway_entry.py).
+    settings = FleetSettings(root=root)
+    secrets[settings.gateway.proxy_token_secret] = {
+        "FLEET_PROXY_TOKEN_ID": "wk-placeholder",
+        "FLEET_PROXY_TOKEN_SECRET": "ws-placeholder",
+    }
     for name, values in secrets.items():
         if name not in skip_secrets:
             api.create_secret(name, values)
