@@ -211,6 +211,30 @@ def gateway_serve(
         serve_gateway(app, host=bind_host, port=bind_port)
 
 
+@gateway_app.command("deploy")
+def gateway_deploy(
+    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Deploy uncommitted changes (tagged -dirty)."),
+) -> None:
+    """Modal target: deploy the gateway's app in front of every deployed model (CI runs it after `fleet promote`).
+
+    `fleet deploy` and `fleet deploy-all` deploy it themselves; the local target starts it with `fleet up`.
+    """
+    from modelfleet.cli.deploy_cmds import print_outcomes
+    from modelfleet.gitinfo import deploy_tag
+    from modelfleet.targets import get_target
+
+    with user_errors():
+        settings = load_settings()
+        target = get_target(settings)
+        deploy = getattr(target, "deploy_gateway", None)
+        if deploy is None:
+            raise UserError(f"the {target.name} target starts its gateway with `fleet up`; nothing to deploy")
+        outcome = deploy(tag=deploy_tag(settings.root, allow_dirty=allow_dirty))
+        print_outcomes([outcome], title=f"gateway ({target.name})")
+        if outcome.result == "failed":
+            raise typer.Exit(1)
+
+
 def _proxy_headers() -> dict[str, str]:
     key, secret = os.environ.get("FLEET_PROXY_TOKEN_ID"), os.environ.get("FLEET_PROXY_TOKEN_SECRET")
     return {"Modal-Key": key, "Modal-Secret": secret} if key and secret else {}
