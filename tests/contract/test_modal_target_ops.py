@@ -149,7 +149,10 @@ def test_deployed_state_round_trips_through_the_dict_and_feeds_plan(api: ModalAp
     export = tmp_path / "state.json"
     done = fleet_cli(api, "state", "export", str(export))
     assert done.returncode == 0, done.stderr
-    assert load_state_file(export).model_dump(mode="json") == state
+    exported = load_state_file(export)
+    # The export is the Dict's state, stamped with where and when it was read (the plan prints both).
+    assert exported.model_dump(mode="json")["models"] == state["models"]
+    assert exported.environment == "main" and exported.exported_at
 
     plan = fleet_cli(api, "plan", "--state", str(export), "--format", "json")
     actions = {e["model"]: e["action"] for e in json.loads(plan.stdout)["entries"]}
