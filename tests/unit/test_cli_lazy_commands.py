@@ -25,9 +25,10 @@ def test_help_a_missing_command_and_an_unmapped_one_load_every_module() -> None:
     assert modules_for(["--debug", "plan", "--format", "json"]) == ("modelfleet.cli.plan_cmds",)
 
 
-def test_fleet_validate_starts_without_the_openai_sdk_or_the_modal_client() -> None:
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_validate_and_plan_start_without_the_openai_sdk_or_the_modal_client(command: str) -> None:
     probe = (
-        "import sys; from modelfleet.cli import app as cli; sys.argv = ['fleet', 'validate']\n"
+        f"import sys; from modelfleet.cli import app as cli; sys.argv = ['fleet', '{command}']\n"
         "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('openai', 'modal') if m in sys.modules))"
     )

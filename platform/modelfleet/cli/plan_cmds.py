@@ -20,7 +20,7 @@ from modelfleet.plan import Plan, PlanEntry, StateSource, make_plan
 from modelfleet.settings import FleetSettings
 from modelfleet.state import FleetState, load_state_file
 from modelfleet.targets import get_target
-from modelfleet.targets.modal.client import ModalCredentialsError
+from modelfleet.targets.base import TargetCredentialsError
 
 _SYMBOL = {
     "create": "[green]+ create[/green]",
@@ -76,7 +76,7 @@ def read_state(
         return _from_file(state_file)
     try:
         state = get_target(settings).deployed_state()
-    except ModalCredentialsError:
+    except TargetCredentialsError:
         if fallback is None:
             raise
         if not fallback.is_file():

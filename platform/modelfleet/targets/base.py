@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from modelfleet.catalog import CatalogModel
+from modelfleet.errors import FleetError
 from modelfleet.runtime.tokens import Credentials
 from modelfleet.settings import FleetSettings
 from modelfleet.state import FleetState
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
     from modelfleet.volumes.inventory import WeightsVolume
 
 Result = Literal["ok", "failed", "skipped", "unchanged"]
+
+
+class TargetCredentialsError(FleetError):
+    """This machine holds no credentials for the target (no Modal token, say).
+
+    ``fleet plan --fallback-state`` catches it to plan against an exported state
+    instead; importing it does not import the target's client.
+    """
+
 
 # Progress events: (model, stage, detail), e.g. ("smollm2-135m", "seeding", "120 MB/270 MB").
 # The CLI turns them into a live view; targets never print themselves.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.errors import FleetError
+from modelfleet.targets.base import TargetCredentialsError
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Box-drawing borders of a rich traceback or panel: decoration, never the reason.
@@ -35,7 +36,7 @@ _BORDER = " │╭╰╮╯─┌└├┐┘┤"
 _VERDICT = re.compile(r"^(\w*(Error|Exception)|Error): ")
 
 
-class ModalCredentialsError(FleetError):
+class ModalCredentialsError(TargetCredentialsError):
     """No Modal token is configured on this machine."""
 
 
