@@ -14,7 +14,7 @@ set -o pipefail
 RES=/tmp/gpures
 untar() { python3 -c "import tarfile,sys,time; t=time.time(); tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='fully_trusted'); print('unpacked', sys.argv[1], round(time.time()-t,1), 's')" "$1" "$2"; }
 collect() {
-  cp $RES/gpu-lifecycle.json $RES/gpu-throughput.json $RES/gpu-servers.json /tmp/runner.log /tmp/make_model.log "$OUT/" 2>/dev/null
+  cp $RES/gpu-lifecycle.json $RES/gpu-throughput.json $RES/gpu-servers.json $RES/gpu-gateway.json /tmp/runner.log /tmp/make_model.log "$OUT/" 2>/dev/null
   (cd $RES 2>/dev/null && tar czf "$OUT/logs.tgz" logs bench-*.json 2>/dev/null)
 }
 wait_runner() {  # $1: seconds at most
