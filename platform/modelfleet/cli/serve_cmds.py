@@ -205,7 +205,7 @@ def _demo_through_gateway(settings: FleetSettings, base_url: str, served_name: s
     open_key_store(
         settings.gateway, settings.state_path, target=settings.target, modal_environment=settings.modal_environment
     ).add(record)
-    answer = "".join(stream_gateway_chat(base_url, key, served_name, DEMO_QUESTION, 64))
+    answer = "".join(stream_openai_chat(base_url, key, served_name, DEMO_QUESTION, 64))
     console.print(f"[bold]Q:[/bold] {DEMO_QUESTION}\n[bold]A:[/bold] {escape(answer)}\n", highlight=False)
     console.print(f"gateway: {base_url}  (OpenAI-compatible; model {served_name!r})", highlight=False)
     console.print(
@@ -226,8 +226,11 @@ def _demo_through_gateway(settings: FleetSettings, base_url: str, served_name: s
     console.print("the fleet keeps running; stop it with `make down`", highlight=False)
 
 
-def stream_gateway_chat(base_url: str, key: str, served_name: str, prompt: str, max_tokens: int) -> Iterator[str]:
-    """Yield the answer's text as it streams from the gateway (stock OpenAI SDK, the client key as api_key)."""
+def stream_openai_chat(base_url: str, key: str, served_name: str, prompt: str, max_tokens: int) -> Iterator[str]:
+    """Yield the answer's text as it streams from ``base_url`` (stock OpenAI SDK, ``key`` as api_key).
+
+    The gateway takes a client key; a model's own endpoint takes its proxy token (``stream_chat``).
+    """
     from openai import OpenAI
 
     client = OpenAI(base_url=base_url, api_key=key, max_retries=0)
@@ -282,20 +285,8 @@ def ask(url: str, credentials: Credentials, served_name: str, prompt: str, max_t
 
 def stream_chat(url: str, credentials: Credentials, served_name: str, prompt: str, max_tokens: int) -> Iterator[str]:
     """Yield the answer's text as it streams (same headers against local and Modal endpoints)."""
-    from openai import OpenAI
-
     # The token as api_key: the SDK sends it as Modal's one-header form, `Authorization: Bearer wk-....ws-...`.
-    client = OpenAI(base_url=f"{url}/v1", api_key=credentials.api_key, max_retries=0)
-    stream = client.chat.completions.create(
-        model=served_name,
-        messages=[{"role": "user", "content": prompt}],
-        max_tokens=max_tokens,
-        temperature=0,
-        stream=True,
-    )
-    for event in stream:
-        if event.choices and event.choices[0].delta.content:
-            yield event.choices[0].delta.content
+    yield from stream_openai_chat(f"{url}/v1", credentials.api_key, served_name, prompt, max_tokens)
 
 
 def _token_store(settings: FleetSettings) -> TokenStore:
