@@ -96,8 +96,9 @@ def test_the_gateway_is_a_public_asgi_endpoint_without_gpu_routing_to_the_deploy
     assert function.webhook_config.type == api_pb2.WEBHOOK_TYPE_ASGI_APP
     assert function.webhook_config.requires_proxy_auth is False  # public: its own client keys
     assert len(function.secret_ids) == 1  # the proxy token it calls the models with
-    # The keys Dict every gateway container reads exists before the first one starts.
+    # The keys and usage Dicts every gateway container reads exist before the first one starts.
     assert (api.state.environment, "modelfleet-gateway-keys") in api.state.dict_ids
+    assert (api.state.environment, "modelfleet-gateway-usage") in api.state.dict_ids
     # The model endpoint itself stays behind proxy auth.
     server = app_definitions(api, api.apps()[f"fleet-{DEMO}"].app_id)["Server.*"]
     assert server.method_definitions["serve"].webhook_config.requires_proxy_auth is True

@@ -142,7 +142,9 @@ def usage(
     """Gateway usage per key, model and day: requests, tokens, errors, GPU-seconds, cost (counts only)."""
     with user_errors():
         settings = load_settings()
-        ledger = open_ledger(_config(settings), settings.state_path)
+        ledger = open_ledger(
+            _config(settings), settings.state_path, target=settings.target, modal_environment=settings.modal_environment
+        )
         rows = ledger.rows(since=_day(since, "--since") if since else None, key=key)
         typer.echo(render_usage(rows, output), nl=False)
 

@@ -65,6 +65,11 @@ class GatewayConfig(BaseModel):
     keys_dict: str = Field(
         default="modelfleet-gateway-keys", pattern=_NAME, description="modal.Dict holding the key hashes on Modal."
     )
+    ledger_dict: str = Field(
+        default="modelfleet-gateway-usage",
+        pattern=_NAME,
+        description="modal.Dict holding the usage ledger on Modal (counts per day, key name, model and container).",
+    )
     key_store: Literal["auto", "local", "modal"] = Field(
         default="auto",
         description="Where the key hashes live: a 0600 JSON file (local), a modal.Dict (modal), or the target's (auto).",

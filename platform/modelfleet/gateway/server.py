@@ -21,7 +21,8 @@ from modelfleet.gateway.app import build_gateway
 from modelfleet.gateway.config import GatewayConfig
 from modelfleet.gateway.key_stores import LocalKeyStore, ModalKeyStore
 from modelfleet.gateway.keys import KeyStore
-from modelfleet.gateway.ledger import Ledger
+from modelfleet.gateway.ledger import Ledger, UsageLedger
+from modelfleet.gateway.modal_ledger import ModalLedger
 from modelfleet.gateway.upstream import Upstream
 from modelfleet.runtime.edge_http import relay_server
 from modelfleet.settings import FleetSettings
@@ -37,8 +38,13 @@ def open_key_store(
     return LocalKeyStore(config.keys_path(state_path))
 
 
-def open_ledger(config: GatewayConfig, state_path: Path) -> Ledger:
-    """The local SQLite ledger (created if missing)."""
+def open_ledger(
+    config: GatewayConfig, state_path: Path, *, target: str = "local", modal_environment: str | None = None
+) -> UsageLedger:
+    """The target's ledger: on Modal the shared Dict every gateway container writes (``ModalLedger``),
+    elsewhere the local SQLite file (created if missing)."""
+    if target == "modal":
+        return ModalLedger(config.ledger_dict, modal_environment)
     return Ledger(config.ledger_path(state_path))
 
 
@@ -53,7 +59,7 @@ def fleet_gateway(
     settings: FleetSettings, upstreams: Mapping[str, Upstream], config: GatewayConfig | None = None
 ) -> Starlette:
     """``build_gateway`` with what the fleet's settings name: fleet.toml's [gateway] table (unless
-    ``config`` is given), the target's key store, the local ledger and the fleet's GPU prices."""
+    ``config`` is given), the target's key store and ledger and the fleet's GPU prices."""
     config = config or settings.gateway
     return build_gateway(
         config,
@@ -61,7 +67,9 @@ def fleet_gateway(
         key_store=open_key_store(
             config, settings.state_path, target=settings.target, modal_environment=settings.modal_environment
         ),
-        ledger=open_ledger(config, settings.state_path),
+        ledger=open_ledger(
+            config, settings.state_path, target=settings.target, modal_environment=settings.modal_environment
+        ),
         prices=settings.prices.per_hour,
     )
 

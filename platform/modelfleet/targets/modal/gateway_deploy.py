@@ -5,9 +5,9 @@ goes after them: every model of the catalog whose app is deployed in the Modal e
 (looked up as ``fleet status`` does, ``deploy.deployed_web_url``) becomes an upstream.
 The app is built in this process from ``gateway_entry`` as ``app_build`` builds a model's
 (the module executed under its own name, the bundle in the environment) and published with
-``App.deploy`` (``deploy.publish``). Before that the keys Dict is created if missing
-(``modal.Dict.from_name(create_if_missing=True)``): every gateway container reads it, and a
-gateway whose Dict does not exist would refuse every key.
+``App.deploy`` (``deploy.publish``). Before that the keys Dict and the usage-ledger Dict are
+created if missing (``modal.Dict.from_name(create_if_missing=True)``): every gateway container
+reads them, and a gateway whose keys Dict does not exist would refuse every key.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def deploy_gateway(settings: FleetSettings, catalog: Catalog, *, tag: str) -> De
     if not endpoints:
         return outcome("skipped", detail="no model is deployed: nothing to route to")
     try:
-        modal.Dict.from_name(settings.gateway.keys_dict, environment_name=env, create_if_missing=True).hydrate()
+        for dict_name in (settings.gateway.keys_dict, settings.gateway.ledger_dict):
+            modal.Dict.from_name(dict_name, environment_name=env, create_if_missing=True).hydrate()
         app = build_gateway_app(gateway_bundle(settings, catalog, endpoints))
         asyncio.run(publish(app, app_name, env, tag, timeout=DEPLOY_TIMEOUT))
         url = modal.Function.from_name(app_name, GATEWAY_FUNCTION, environment_name=env).get_web_url() or ""

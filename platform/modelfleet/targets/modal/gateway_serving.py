@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 from starlette.applications import Starlette
 
 from modelfleet.gateway.app import build_gateway
 from modelfleet.gateway.key_stores import ModalKeyStore
-from modelfleet.gateway.ledger import Ledger
+from modelfleet.gateway.modal_ledger import ModalLedger
 from modelfleet.gateway.upstream import Upstream
 from modelfleet.targets.modal.gateway_bundle import PROXY_TOKEN_ID_KEY, PROXY_TOKEN_SECRET_KEY, GatewayBundle
 
@@ -29,13 +27,12 @@ def gateway_upstreams(bundle: GatewayBundle, headers: dict[str, str]) -> dict[st
 
 
 def gateway_asgi(bundle: GatewayBundle) -> Starlette:
-    """The ASGI app Modal serves. The ledger is the container's own SQLite file: usage on Modal is
-    per container until the ledger has a shared store (the issue's open item)."""
-    ledger_path = Path(tempfile.gettempdir()) / "gateway-usage.sqlite"
+    """The ASGI app Modal serves. The ledger is the shared Dict (``ModalLedger``): each container
+    writes its own rows, ``fleet usage`` and the daily/monthly quotas sum every container's."""
     return build_gateway(
         bundle.config,
         gateway_upstreams(bundle, proxy_headers()),
         key_store=ModalKeyStore(bundle.config.keys_dict, bundle.modal_environment),
-        ledger=Ledger(ledger_path),
+        ledger=ModalLedger(bundle.config.ledger_dict, bundle.modal_environment),
         prices=bundle.prices,
     )

@@ -1,0 +1,110 @@
+"""ModalLedger's own rules, over an in-memory stand-in for the modal.Dict (the network boundary).
+
+The real client against the loopback API is in tests/contract/test_gateway_modal_ledger.py;
+here: a failed Dict call loses nothing, other containers' usage arrives one flush late,
+names with '/' stay apart, and past months leave a long-lived container's memory.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from modelfleet.gateway.ledger import Counts
+from modelfleet.gateway.modal_ledger import ModalLedger, entry_name
+
+DAY = date(2026, 12, 2)
+
+
+class DictStandIn:
+    """update/items/get of a modal.Dict in memory; ``failures`` calls raise ConnectionError first."""
+
+    def __init__(self) -> None:
+        self.data: dict[Any, Any] = {}
+        self.failures = 0
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("loopback: unreachable")
+
+    def update(self, other: dict[Any, Any]) -> None:
+        self._maybe_fail()
+        self.data.update(other)
+
+    def items(self) -> list[tuple[Any, Any]]:
+        self._maybe_fail()
+        return list(self.data.items())
+
+    def get(self, key: Any) -> Any:
+        self._maybe_fail()
+        return self.data.get(key)
+
+
+def ledger_on(store: DictStandIn, container: str) -> ModalLedger:
+    ledger = ModalLedger("usage", container=container)
+    ledger._dict = store  # the stand-in replaces modal.Dict.from_name's object
+    return ledger
+
+
+def test_a_failed_dict_call_is_retried_at_the_next_flush_and_loses_nothing() -> None:
+    store = DictStandIn()
+    ledger = ledger_on(store, "a")
+    ledger.count(DAY, "alice", "m", Counts(requests=1, prompt_tokens=4))
+    store.failures = 1
+    ledger.flush(DAY)  # does not raise: a gateway keeps serving
+    assert store.data == {}
+    ledger.count(DAY, "alice", "m", Counts(requests=1, prompt_tokens=6))
+    ledger.flush(DAY)
+    [row] = ledger.rows()
+    assert (row.counts.requests, row.counts.prompt_tokens) == (2, 10)
+
+
+def test_other_containers_usage_reaches_the_quotas_at_the_next_flush() -> None:
+    store = DictStandIn()
+    first, second = ledger_on(store, "a"), ledger_on(store, "b")
+    first.count(DAY, "alice", "m", Counts(prompt_tokens=30, cost_usd=1.5))
+    assert first.tokens_on(DAY, "alice") == 30  # its own: at once
+    assert second.tokens_on(DAY, "alice") == 0
+    first.flush(DAY)
+    assert second.tokens_on(DAY, "alice") == 0  # the overshoot window: until the reader flushes
+    second.flush(DAY)
+    assert second.tokens_on(DAY, "alice") == 30
+    assert second.cost_in_month(date(2026, 12, 31), "alice") == 1.5
+    assert second.cost_in_month(date(2027, 1, 1), "alice") == 0.0
+    # Flushing again rewrites a container's cumulative row, never adds it twice.
+    first.flush(DAY)
+    second.flush(DAY)
+    assert second.tokens_on(DAY, "alice") == 30
+
+
+def test_names_with_slashes_do_not_collide() -> None:
+    assert entry_name(("2026-12-02", "a/b", "c"), "x") != entry_name(("2026-12-02", "a", "b/c"), "x")
+    store = DictStandIn()
+    ledger = ledger_on(store, "a")
+    ledger.count(DAY, "a/b", "c", Counts(requests=1))
+    ledger.count(DAY, "a", "b/c", Counts(requests=2))
+    ledger.flush(DAY)
+    assert [(r.key, r.model, r.counts.requests) for r in ledger.rows()] == [("a", "b/c", 2), ("a/b", "c", 1)]
+
+
+def test_past_months_leave_memory_but_stay_in_the_dict() -> None:
+    store = DictStandIn()
+    ledger = ledger_on(store, "a")
+    ledger.count(date(2026, 11, 30), "alice", "m", Counts(requests=1))
+    ledger.flush(date(2026, 12, 1))
+    assert ledger._own == {}
+    assert [r.day for r in ledger.rows()] == ["2026-11-30"]
+
+
+def test_an_unreadable_entry_is_skipped_and_entries_hold_counts_only() -> None:
+    store = DictStandIn()
+    store.data["usage/garbage"] = "not json"
+    store.data["key/abc"] = "{}"  # not a usage entry
+    ledger = ledger_on(store, "a")
+    ledger.count(DAY, "alice", "m", Counts(requests=1))
+    ledger.flush(DAY)
+    assert [r.key for r in ledger.rows()] == ["alice"]
+    written = [json.loads(v) for k, v in store.data.items() if k.startswith("usage/[")]
+    assert [sorted(v) for v in written] == [sorted(["day", "key", "model", "container", *Counts().__dict__])]
