@@ -13,6 +13,7 @@ from typing import Any
 
 from modelfleet.gateway.ledger import Counts
 from modelfleet.gateway.modal_ledger import ModalLedger, entry_name
+from tests.support.waiting import wait_until
 
 DAY = date(2026, 12, 2)
 
@@ -23,6 +24,7 @@ class DictStandIn:
     def __init__(self) -> None:
         self.data: dict[Any, Any] = {}
         self.failures = 0
+        self.got: list[Any] = []
 
     def _maybe_fail(self) -> None:
         if self.failures:
@@ -39,6 +41,7 @@ class DictStandIn:
 
     def get(self, key: Any) -> Any:
         self._maybe_fail()
+        self.got.append(key)
         return self.data.get(key)
 
 
@@ -108,3 +111,20 @@ def test_an_unreadable_entry_is_skipped_and_entries_hold_counts_only() -> None:
     assert [r.key for r in ledger.rows()] == ["alice"]
     written = [json.loads(v) for k, v in store.data.items() if k.startswith("usage/[")]
     assert [sorted(v) for v in written] == [sorted(["day", "key", "model", "container", *Counts().__dict__])]
+
+
+def test_the_first_flush_of_each_day_reads_every_entry_of_the_month_so_none_expires() -> None:
+    store = DictStandIn()
+    writer, reader = ledger_on(store, "a"), ledger_on(store, "b")
+    writer.count(date(2026, 11, 30), "alice", "m", Counts(requests=1))
+    writer.count(date(2026, 12, 1), "alice", "m", Counts(requests=1))
+    writer.flush(date(2026, 12, 1))
+    december = entry_name(("2026-12-01", "alice", "m"), "a")
+    assert wait_until(lambda: december in store.got, 5.0)  # the writer's own first flush of the day
+    store.got.clear()
+    reader.flush(DAY)
+    assert wait_until(lambda: december in store.got, 5.0)  # and the reader's, of another container's entry
+    assert entry_name(("2026-11-30", "alice", "m"), "a") not in store.got  # a past month is not kept alive
+    reads = len(store.got)
+    reader.flush(DAY)  # the same day again: no second round of reads
+    assert not wait_until(lambda: len(store.got) > reads, 0.5)

@@ -23,7 +23,7 @@ Entry expiry: "An individual Dict entry will expire after 7 days of inactivity (
 writes)" (https://modal.com/docs/reference/modal.Dict). A container rewrites only the rows
 it counted, so a past day's rows are kept alive by being read: every running gateway reads
 every entry at each flush, and once per UTC day each container also reads the current
-month's entries one by one with ``get`` (a read by the reference's plain terms, whereas
+month's entries one by one with ``get``, in a background thread (a read by the reference's plain terms, whereas
 whether an ``items()`` listing counts is not documented). A fleet with no gateway container
 for 7 days loses those rows: the month's cost and ``fleet usage`` then undercount (the
 quotas fail open on what was lost); export ``fleet usage --format csv`` regularly where the
@@ -166,7 +166,8 @@ class ModalLedger:
             for row in [r for r in self._own if r[0][:7] < month and r not in self._dirty]:
                 del self._own[row]
         if self._touched_on != day:
-            self._touch(month_entries)
+            # One read per entry takes a while on a big month: in the background, not in the flush.
+            threading.Thread(target=self._touch, args=(month_entries,), name="ledger-touch", daemon=True).start()
             self._touched_on = day
 
     def _touch(self, names: list[str]) -> None:
