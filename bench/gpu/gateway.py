@@ -167,7 +167,7 @@ class Run:
                 self.say(f"pair {pair + 1} not started: {elapsed:.0f} s > budget {self.args.budget_s} s")
                 break
             for index, c in enumerate(self.args.concurrency):
-                load = Load(requests=max(16, 4 * c), concurrency=c, warmups=min(8, max(2, c)))
+                load = Load(requests=max(self.args.min_prompts, 4 * c), concurrency=c, warmups=min(8, max(2, c)))
                 order = SIDES if (pair + index) % 2 == 0 else SIDES[::-1]
                 for side in order:
                     tag = f"{side}-c{c}-p{pair + 1}"
@@ -286,6 +286,7 @@ def main() -> int:
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--pairs", type=int, default=3, help="measured (direct, gateway) pairs per concurrency")
+    parser.add_argument("--min-prompts", type=int, default=16, help="prompts per run: max(this, 4 x concurrency)")
     parser.add_argument("--budget-s", type=float, default=330.0, help="start no pair after this (beyond the first)")
     args = parser.parse_args()
     run = Run(args)
