@@ -123,6 +123,12 @@ class Run:
             *(sys.executable, "-m", "bench.gpu.gateway_serve", "--upstream", edge.url, "--served", SERVED_NAME),
             *("--state", str(self.state), "--port", str(GATEWAY_PORT)),
         ]
+        if self.args.second_hop == "edge":  # control: a plain second edge where the gateway would be
+            gateway_argv = [
+                *(sys.executable, "-m", "modelfleet.runtime.edge_main", "--upstream", edge.url),
+                *("--host", "127.0.0.1", "--port", str(GATEWAY_PORT), "--auth", "public", "--timeout", "600"),
+            ]
+        self.results["second_hop"] = self.args.second_hop
         gateway = ServerProcess("gateway", gateway_argv, self.logs / "gateway.log", GATEWAY_PORT)
         fronts: dict[str, Any] = {}
         for process in (edge, gateway):
@@ -138,7 +144,10 @@ class Run:
                 fronts[f"{side}_completion_status"] = status
                 if status != 200:
                     raise RuntimeError(f"{side}: /v1/completions answered {status}, not 200")
-            fronts["gateway_without_key_status"] = client.post(f"{gateway.url}/v1/completions", json=body).status_code
+            if self.args.second_hop == "gateway":
+                fronts["gateway_without_key_status"] = client.post(
+                    f"{gateway.url}/v1/completions", json=body
+                ).status_code
         self.results["fronts"] = fronts
         self.say("fronts up:", {k: v for k, v in fronts.items() if not isinstance(v, dict)})
         self.save()
@@ -287,6 +296,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--pairs", type=int, default=3, help="measured (direct, gateway) pairs per concurrency")
     parser.add_argument("--min-prompts", type=int, default=16, help="prompts per run: max(this, 4 x concurrency)")
+    parser.add_argument(
+        "--second-hop",
+        choices=("gateway", "edge"),
+        default="gateway",
+        help="what stands in front of the edge on the 'gateway' side; 'edge': a second plain edge (control)",
+    )
     parser.add_argument("--budget-s", type=float, default=330.0, help="start no pair after this (beyond the first)")
     args = parser.parse_args()
     run = Run(args)
