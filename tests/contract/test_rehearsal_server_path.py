@@ -144,7 +144,13 @@ def test_the_serving_app_as_a_modal_server_gives_the_rehearsal_its_hooks_and_por
     settings = FleetSettings(root=REPO)
     catalog = load_catalog(settings)
     bundle = make_bundle(catalog.require("smollm2-135m"), catalog, settings)
-    spec = bundle.spec.model_copy(update={"scaling": bundle.spec.scaling.model_copy(update={"min_containers": 1})})
+    # A Server needs a warm container and allowed egress (Servers take no block_network).
+    spec = bundle.spec.model_copy(
+        update={
+            "scaling": bundle.spec.scaling.model_copy(update={"min_containers": 1}),
+            "privacy": bundle.spec.privacy.model_copy(update={"egress": "allowed"}),
+        }
+    )
     assert serving_primitive(spec) == "server"
     env = {**os.environ, BUNDLE_ENV: bundle.model_copy(update={"spec": spec}).to_env(), "MODAL_IS_REMOTE": "1"}
 
