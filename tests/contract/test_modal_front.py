@@ -72,6 +72,20 @@ def mint_token(api: ModalApiRecorder, environment: str | None = None, name: str 
 
 
 @pytest.fixture(scope="module")
+def scripted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fleet as `fleet smoke` reads it here, without the demo's golden.toml.
+
+    The scripted endpoint answers the serving checks only; the quality gate is tested
+    against real vLLM (tests/e2e/test_quality_gate.py, tests/e2e/test_postdeploy_modal.py).
+    """
+    root = tmp_path_factory.mktemp("fleet")
+    shutil.copy(REPO / "fleet.toml", root / "fleet.toml")
+    shutil.copytree(REPO / "models", root / "models")
+    (root / "models" / MODEL / "golden.toml").unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
 def deployed() -> Iterator[Deployed]:
     """One deploy for the module; each test stops the containers it needs cold."""
     with (
@@ -179,11 +193,13 @@ def test_a_token_allowed_in_another_environment_is_refused(deployed: Deployed) -
     assert answer.status_code == 200
 
 
-def test_a_smoke_run_mints_a_token_for_the_environment_uses_it_and_deletes_it(deployed: Deployed) -> None:
+def test_a_smoke_run_mints_a_token_for_the_environment_uses_it_and_deletes_it(
+    deployed: Deployed, scripted_root: Path
+) -> None:
     api = deployed.api
     before = set(api.proxy_tokens)
     creates = len(api.requests("WebhookTokenCreate"))
-    done = run_fleet(api, "smoke", MODEL, "--timeout", "60")
+    done = run_fleet(api, "smoke", MODEL, "--timeout", "60", root=scripted_root)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     (create,) = api.requests("WebhookTokenCreate")[creates:]
     assert create.name.startswith(f"fleet-temporary-smoke-{api.state.environment}-")
@@ -193,7 +209,9 @@ def test_a_smoke_run_mints_a_token_for_the_environment_uses_it_and_deletes_it(de
     assert set(api.proxy_tokens) == before
 
 
-def test_a_new_temporary_token_first_deletes_the_fleets_tokens_a_killed_job_left(deployed: Deployed) -> None:
+def test_a_new_temporary_token_first_deletes_the_fleets_tokens_a_killed_job_left(
+    deployed: Deployed, scripted_root: Path
+) -> None:
     api = deployed.api
     left = mint_token(api, name="fleet-temporary-smoke-main-20261201T000000Z")
     foreign = mint_token(api, name="production-webhooks")
@@ -201,18 +219,18 @@ def test_a_new_temporary_token_first_deletes_the_fleets_tokens_a_killed_job_left
     with api._lock:
         for token in (left, foreign):
             api.proxy_tokens[token.key].created_at -= 8 * 3600  # older than any job runs
-    done = run_fleet(api, "smoke", MODEL, "--timeout", "60")
+    done = run_fleet(api, "smoke", MODEL, "--timeout", "60", root=scripted_root)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert left.key not in api.proxy_tokens
     assert {foreign.key, fresh.key} <= set(api.proxy_tokens)  # not the fleet's, or a live job's
 
 
-def test_a_failing_smoke_still_deletes_its_token(deployed: Deployed) -> None:
+def test_a_failing_smoke_still_deletes_its_token(deployed: Deployed, scripted_root: Path) -> None:
     api = deployed.api
     before = set(api.proxy_tokens)
     deployed.upstream.behaviour.served_names = ["someone-else"]
     try:
-        done = run_fleet(api, "smoke", MODEL, "--timeout", "60")
+        done = run_fleet(api, "smoke", MODEL, "--timeout", "60", root=scripted_root)
     finally:
         deployed.upstream.behaviour.served_names = [SERVED]
     assert done.returncode == 1 and "models lists the served name" in done.stderr
