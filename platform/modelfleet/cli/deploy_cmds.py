@@ -99,10 +99,9 @@ def run_deploy(
     print_outcomes(outcomes, title=f"deploy ({target.name}, tag {tag})")
     failed = any(o.result == "failed" for o in outcomes)
     # The fleet gateway follows the models (Modal: its own app, redeployed with their URLs;
-    # the local target starts it inside deploy itself).
-    deploy_gateway = getattr(target, "deploy_gateway", None)
-    if deploy_gateway is not None and any(o.result == "ok" for o in outcomes):
-        gateway = deploy_gateway(tag=tag)
+    # the local target starts it inside deploy itself and answers None).
+    gateway = target.deploy_gateway(tag=tag) if any(o.result == "ok" for o in outcomes) else None
+    if gateway is not None:
         print_outcomes([gateway], title=f"gateway ({target.name})")
         failed = failed or gateway.result == "failed"
     if failed and exit_on_failure:

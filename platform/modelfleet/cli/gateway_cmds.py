@@ -228,10 +228,11 @@ def gateway_deploy(
     with user_errors():
         settings = load_settings()
         target = get_target(settings)
-        deploy = getattr(target, "deploy_gateway", None)
-        if deploy is None:
+        # Deploys tagged with a commit refuse a dirty tree; the local target serves the tree as it is.
+        tag = deploy_tag(settings.root, allow_dirty=allow_dirty) if target.requires_clean_tree else "local"
+        outcome = target.deploy_gateway(tag=tag)
+        if outcome is None:
             raise UserError(f"the {target.name} target starts its gateway with `fleet up`; nothing to deploy")
-        outcome = deploy(tag=deploy_tag(settings.root, allow_dirty=allow_dirty))
         print_outcomes([outcome], title=f"gateway ({target.name})")
         if outcome.result == "failed":
             raise typer.Exit(1)

@@ -84,6 +84,10 @@ class Target(Protocol):
         """Seed if needed and deploy (or start) each model; one failure never stops the others."""
         ...
 
+    def deploy_gateway(self, *, tag: str) -> DeployOutcome | None:
+        """Bring the fleet gateway up to date with the deployed models; None where ``deploy`` already did."""
+        ...
+
     def seed(self, models: list[CatalogModel], *, on_event: OnEvent = ignore_event) -> list[DeployOutcome]:
         """Put each model's weights on its volume (verified); a seeded model is not downloaded again."""
         ...

@@ -114,6 +114,10 @@ class LocalTarget:
         self.sync_gateway()
         return [outcomes[m.name] for m in models]
 
+    def deploy_gateway(self, *, tag: str) -> DeployOutcome | None:
+        """None: ``deploy`` (and ``fleet up``) already started or restarted the gateway (``sync_gateway``)."""
+        return None
+
     def sync_gateway(self) -> GatewayRun | None:
         """The fleet's one gateway in front of whatever edges run now (``gateway_process.sync_gateway``).
 

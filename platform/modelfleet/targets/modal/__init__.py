@@ -101,7 +101,7 @@ class ModalTarget:
 
         return deploy_all(bundles, settings=self.settings, tag=tag, record=record, on_event=on_event)
 
-    def deploy_gateway(self, *, tag: str) -> DeployOutcome:
+    def deploy_gateway(self, *, tag: str) -> DeployOutcome | None:
         """The fleet gateway's app (no GPU) in front of every deployed model (``gateway_deploy``)."""
         require_credentials()
         from modelfleet.targets.modal.gateway_deploy import deploy_gateway
