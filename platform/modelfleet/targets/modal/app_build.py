@@ -50,34 +50,44 @@ def build_app(bundle: ModelBundle) -> modal.App:
     An error raised by the module (a spec the app code refuses, say) becomes an
     ``AppBuildError`` whose message is that error's last line, as the CLI printed it.
     """
-    spec = importlib.util.find_spec(ENTRY_MODULE)
+    return build_module_app(ENTRY_MODULE, BUNDLE_ENV, bundle.to_env())
+
+
+def build_module_app(module_name: str, env_name: str, env_value: str) -> modal.App:
+    """Execute ``module_name`` afresh with ``env_name=env_value`` and return the ``modal.App`` it declares.
+
+    The model apps (``build_app``) and the gateway app (``gateway_deploy.build_gateway_app``)
+    are both built this way: the module reads its bundle from the environment, as it does
+    in the container, and must be the module of that name while it runs.
+    """
+    spec = importlib.util.find_spec(module_name)
     if spec is None or spec.loader is None:
-        raise AppBuildError(f"ModuleNotFoundError: No module named {ENTRY_MODULE!r}")
+        raise AppBuildError(f"ModuleNotFoundError: No module named {module_name!r}")
     with _BUILD_LOCK:
-        saved_module = sys.modules.get(ENTRY_MODULE)
-        saved_bundle = os.environ.get(BUNDLE_ENV)
+        saved_module = sys.modules.get(module_name)
+        saved_env = os.environ.get(env_name)
         module: ModuleType = importlib.util.module_from_spec(spec)
-        sys.modules[ENTRY_MODULE] = module
-        os.environ[BUNDLE_ENV] = bundle.to_env()
+        sys.modules[module_name] = module
+        os.environ[env_name] = env_value
         try:
             spec.loader.exec_module(module)
         except Exception as error:
             raise AppBuildError(f"{type(error).__name__}: {error}") from error
         finally:
-            _restore(saved_module, saved_bundle)
+            _restore(module_name, saved_module, env_name, saved_env)
     app = getattr(module, "app", None)
     if not isinstance(app, modal.App):
-        raise AppBuildError(f"{ENTRY_MODULE} declares no modal.App named `app`")
+        raise AppBuildError(f"{module_name} declares no modal.App named `app`")
     return app
 
 
-def _restore(module: ModuleType | None, bundle: str | None) -> None:
-    """Put back whatever this process had before the build (usually: no entry module, no bundle)."""
+def _restore(module_name: str, module: ModuleType | None, env_name: str, value: str | None) -> None:
+    """Put back whatever this process had before the build (usually: no such module, no such variable)."""
     if module is None:
-        sys.modules.pop(ENTRY_MODULE, None)
+        sys.modules.pop(module_name, None)
     else:
-        sys.modules[ENTRY_MODULE] = module
-    if bundle is None:
-        os.environ.pop(BUNDLE_ENV, None)
+        sys.modules[module_name] = module
+    if value is None:
+        os.environ.pop(env_name, None)
     else:
-        os.environ[BUNDLE_ENV] = bundle
+        os.environ[env_name] = value

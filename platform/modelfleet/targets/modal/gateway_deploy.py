@@ -13,18 +13,14 @@ reads them, and a gateway whose keys Dict does not exist would refuse every key.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
-import sys
 import time
-from types import ModuleType
 
 import modal
 
 from modelfleet.catalog import Catalog
 from modelfleet.settings import FleetSettings
 from modelfleet.targets.base import DeployOutcome, Result
-from modelfleet.targets.modal.app_build import _BUILD_LOCK, AppBuildError
+from modelfleet.targets.modal.app_build import AppBuildError, build_module_app
 from modelfleet.targets.modal.client import ModalCommandError
 from modelfleet.targets.modal.deploy import DEPLOY_TIMEOUT, client_error_line, deployed_web_url, publish
 from modelfleet.targets.modal.gateway_bundle import (
@@ -65,32 +61,7 @@ def deployed_endpoints(settings: FleetSettings, catalog: Catalog) -> dict[str, M
 
 def build_gateway_app(bundle: GatewayBundle) -> modal.App:
     """A fresh ``modal.App`` declared by ``gateway_entry`` for ``bundle`` (see ``app_build.build_app``)."""
-    spec = importlib.util.find_spec(GATEWAY_ENTRY_MODULE)
-    if spec is None or spec.loader is None:
-        raise AppBuildError(f"ModuleNotFoundError: No module named {GATEWAY_ENTRY_MODULE!r}")
-    with _BUILD_LOCK:
-        saved_module = sys.modules.get(GATEWAY_ENTRY_MODULE)
-        saved_bundle = os.environ.get(GATEWAY_BUNDLE_ENV)
-        module: ModuleType = importlib.util.module_from_spec(spec)
-        sys.modules[GATEWAY_ENTRY_MODULE] = module
-        os.environ[GATEWAY_BUNDLE_ENV] = bundle.to_env()
-        try:
-            spec.loader.exec_module(module)
-        except Exception as error:
-            raise AppBuildError(f"{type(error).__name__}: {error}") from error
-        finally:
-            if saved_module is None:
-                sys.modules.pop(GATEWAY_ENTRY_MODULE, None)
-            else:
-                sys.modules[GATEWAY_ENTRY_MODULE] = saved_module
-            if saved_bundle is None:
-                os.environ.pop(GATEWAY_BUNDLE_ENV, None)
-            else:
-                os.environ[GATEWAY_BUNDLE_ENV] = saved_bundle
-    app = getattr(module, "app", None)
-    if not isinstance(app, modal.App):
-        raise AppBuildError(f"{GATEWAY_ENTRY_MODULE} declares no modal.App named `app`")
-    return app
+    return build_module_app(GATEWAY_ENTRY_MODULE, GATEWAY_BUNDLE_ENV, bundle.to_env())
 
 
 def deploy_gateway(settings: FleetSettings, catalog: Catalog, *, tag: str) -> DeployOutcome:
