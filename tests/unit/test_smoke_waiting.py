@@ -8,6 +8,7 @@ import httpx2
 import pytest
 
 from modelfleet.postdeploy.waiting import (
+    MIN_REDIRECTS,
     MODAL_REQUEST_LIMIT_SECONDS,
     Deadline,
     WaitExpired,
@@ -17,11 +18,11 @@ from modelfleet.postdeploy.waiting import (
 
 
 def test_the_hops_cover_the_whole_wait_at_one_303_per_request_limit() -> None:
-    # The 70B model: startup_timeout 1800 + 120 s margin = 12.8 request limits -> 13 hops + 1 spare.
-    assert max_redirects_for(1920) == 14
-    assert max_redirects_for(MODAL_REQUEST_LIMIT_SECONDS) == 2
-    assert max_redirects_for(5) == 2
-    assert max_redirects_for(10, request_limit=2) == 6
+    # An hour: 24 request limits -> 24 hops + 1 spare. The 70B model's 1800 + 120 s needs 14, below the floor.
+    assert max_redirects_for(3600) == 25
+    assert max_redirects_for(1920) == MIN_REDIRECTS
+    assert max_redirects_for(MODAL_REQUEST_LIMIT_SECONDS) == MIN_REDIRECTS
+    assert max_redirects_for(100, request_limit=2) == 51
 
 
 def test_each_hop_gets_only_what_is_left_of_the_deadline() -> None:

@@ -145,7 +145,9 @@ def greedy_answers(endpoint: Endpoint, credentials: Credentials, golden: GoldenS
     try:
         fingerprint = take_endpoint_fingerprint(endpoint, credentials, golden)
     except (openai.APIError, httpx2.HTTPError, ValueError) as error:
-        raise GateError(f"{endpoint.url}: greedy answers failed: {error.__class__.__name__}: {error}") from None
+        # The SDK wraps the transport error; its cause says what happened (a WaitExpired, too many 303s).
+        cause = error.__cause__ if isinstance(error, openai.APIConnectionError) and error.__cause__ else error
+        raise GateError(f"{endpoint.url}: greedy answers failed: {cause.__class__.__name__}: {cause}") from None
     return {p.prompt: p.token_ids for p in fingerprint.prompts}
 
 

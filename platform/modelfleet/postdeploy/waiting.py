@@ -33,6 +33,8 @@ import httpx2
 
 # Modal's per-request limit for every web endpoint type (guide "Request timeouts").
 MODAL_REQUEST_LIMIT_SECONDS = 150.0
+# A redirect count that no wait shorter than ~45 min at Modal's limit reaches; see max_redirects_for.
+MIN_REDIRECTS = 20
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 
@@ -68,13 +70,16 @@ class Deadline:
 
 
 def max_redirects_for(total_seconds: float, request_limit: float | None = None) -> int:
-    """Hops a wait of ``total_seconds`` can need: one 303 per ``request_limit``, plus one spare.
+    """Hops a wait of ``total_seconds`` can need: one 303 per ``request_limit``, plus one spare, at least ``MIN_REDIRECTS``.
 
-    ``request_limit`` defaults to Modal's, read when called, so a test that scales the
-    front's limit down scales this side with it.
+    The deadline is what bounds the wait; the count only stops a redirect loop, so it
+    never binds before the deadline does. The floor keeps it from binding first where
+    the 303s come sooner than Modal's 150 s (a front that answers 303 early, a scaled-down
+    test front): twenty instant hops cost nothing. ``request_limit`` defaults to Modal's,
+    read when called.
     """
     limit = MODAL_REQUEST_LIMIT_SECONDS if request_limit is None else request_limit
-    return max(1, math.ceil(total_seconds / limit)) + 1
+    return max(MIN_REDIRECTS, max(1, math.ceil(total_seconds / limit)) + 1)
 
 
 def deadline_client(deadline: Deadline, *, request_limit: float | None = None) -> httpx2.Client:
