@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from modelfleet.cli.app import app
 from modelfleet.gateway.auth import Authenticator, AuthFailure
 from modelfleet.gateway.key_stores import LocalKeyStore
-from modelfleet.gateway.keys import ClientKeyError, KeyLimits, new_key, now_text, parse_key
+from modelfleet.gateway.keys import ClientKeyError, KeyLimits, KeyScope, new_key, now_text, parse_key
 
 runner = CliRunner()
 
@@ -133,3 +133,75 @@ def test_a_key_created_after_the_last_read_works_without_waiting_for_the_ttl(tmp
     store.add(record)
     clock.now = 0.1  # well inside the TTL, and sooner than the unknown-id re-read interval
     assert asyncio.run(auth.authenticate(f"Bearer {key}")).name == "second"
+
+
+def test_a_key_file_written_before_scopes_loads_its_keys_as_client_keys(tmp_path: Path) -> None:
+    store = LocalKeyStore(tmp_path / "keys.json")
+    record, key = new_key("alice", KeyLimits(rpm=5))
+    old_entry = record.model_dump(mode="json")
+    del old_entry["scope"]  # what a store written before the field existed holds
+    store.path.write_text(json.dumps({"keys": {record.key_id: old_entry}}))
+    (loaded,) = store.load().values()
+    assert loaded.scope == "client" and loaded.limits.rpm == 5
+    assert asyncio.run(Authenticator(store, ttl=2).authenticate(f"Bearer {key}")).name == "alice"
+
+
+def test_each_scope_opens_only_its_own_door_and_the_other_gets_403(tmp_path: Path) -> None:
+    store = LocalKeyStore(tmp_path / "keys.json")
+    client_record, client_key = new_key("app", KeyLimits())
+    admin_record, admin_key = new_key("prometheus", KeyLimits(), "admin")
+    store.add(client_record)
+    store.add(admin_record)
+    auth = Authenticator(store, ttl=2)
+
+    def outcome(key: str, scope: KeyScope) -> str | tuple[int, str, str]:
+        try:
+            return asyncio.run(auth.authenticate(f"Bearer {key}", scope)).name
+        except AuthFailure as failure:
+            return failure.status, failure.code, failure.message
+
+    assert outcome(admin_key, "admin") == "prometheus"
+    assert outcome(client_key, "client") == "app"
+    status, code, message = outcome(admin_key, "client")  # type: ignore[misc]
+    assert (status, code) == (403, "wrong_key_scope") and "call models with a client key" in message
+    status, code, message = outcome(client_key, "admin")  # type: ignore[misc]
+    assert (status, code) == (403, "wrong_key_scope") and "fleet keys create NAME --admin" in message
+    # A wrong secret of an admin key is a bad key (401), not a scope question.
+    assert outcome(admin_key[:-1] + ("a" if admin_key[-1] != "a" else "b"), "admin")[0] == 401  # type: ignore[index]
+
+
+def test_a_revoked_admin_key_is_refused_once_the_cache_ttl_has_passed(tmp_path: Path) -> None:
+    store = LocalKeyStore(tmp_path / "keys.json")
+    record, key = new_key("prometheus", KeyLimits(), "admin")
+    store.add(record)
+    clock = Clock()
+    auth = Authenticator(store, ttl=2, clock=clock)
+
+    async def check() -> str:
+        try:
+            return (await auth.authenticate(f"Bearer {key}", "admin")).name
+        except AuthFailure as failure:
+            return failure.code
+
+    assert asyncio.run(check()) == "prometheus"
+    store.revoke("prometheus", now_text())
+    clock.now = 2.0
+    assert asyncio.run(check()) == "key_revoked"
+
+
+def test_an_admin_key_takes_no_model_limits() -> None:
+    with pytest.raises(ClientKeyError, match="admin key opens /metrics only"):
+        new_key("prometheus", KeyLimits(rpm=5), "admin")
+    record, _ = new_key("prometheus", KeyLimits(expires="2099-01-01"), "admin")  # type: ignore[arg-type]
+    assert record.scope == "admin"
+
+
+def test_cli_creates_an_admin_key_and_lists_its_scope(fleet_repo: Path) -> None:
+    created = runner.invoke(app, ["keys", "create", "prometheus", "--admin", "--format", "json"])
+    assert created.exit_code == 0, created.output
+    shown = json.loads(created.output)
+    assert shown["scope"] == "admin" and parse_key(shown["key"])
+    listed = json.loads(runner.invoke(app, ["keys", "list", "--format", "json"]).output)
+    assert [(k["name"], k["scope"]) for k in listed] == [("prometheus", "admin")]
+    refused = runner.invoke(app, ["keys", "create", "scraper", "--admin", "--rpm", "5"])
+    assert refused.exit_code == 1 and "admin key opens /metrics only" in refused.output

@@ -62,9 +62,13 @@ def keys_create(
     daily_tokens: int | None = typer.Option(None, "--daily-tokens", min=1, help="Tokens per UTC day."),
     monthly_usd: float | None = typer.Option(None, "--monthly-usd", min=0.0, help="USD of GPU time per month."),
     expires: str | None = typer.Option(None, "--expires", help="Last day the key works, YYYY-MM-DD (UTC)."),
+    admin: bool = typer.Option(
+        False, "--admin", help="An admin key: opens the gateway's /metrics (Prometheus), calls no model."
+    ),
     output: Literal["text", "json"] = typer.Option("text", "--format", "-f", help="Output format."),
 ) -> None:
-    """Create a client key; it is shown once and only its salted hash is stored."""
+    """Create a client key (or with --admin the key Prometheus scrapes /metrics with); it is shown once and only
+    its salted hash is stored."""
     with user_errors():
         settings = load_settings()
         config = _config(settings)
@@ -86,14 +90,19 @@ def keys_create(
             monthly_usd=monthly_usd,
             expires=_day(expires, "--expires") if expires else None,
         )
-        record, key = new_key(name, limits)
+        record, key = new_key(name, limits, "admin" if admin else "client")
         _store(settings, config).add(record)
         if output == "json":
             typer.echo(json.dumps({**_shown(record), "key": key}))
             return
-        console.print(f"key {name!r} (id {record.key_id}):\n  {key}", highlight=False)
+        console.print(f"{record.scope} key {name!r} (id {record.key_id}):\n  {key}", highlight=False)
         console.print("store it now: it is not shown again (only its hash is kept)", style="yellow")
-        console.print(f"use it: OpenAI(base_url='http://{config.host}:{config.port}/v1', api_key=<the key>)")
+        if admin:
+            console.print(
+                f"scrape with it: curl -H 'Authorization: Bearer <the key>' http://{config.host}:{config.port}/metrics"
+            )
+        else:
+            console.print(f"use it: OpenAI(base_url='http://{config.host}:{config.port}/v1', api_key=<the key>)")
 
 
 @keys_app.command("list")
@@ -108,7 +117,19 @@ def keys_list(
             typer.echo(json.dumps([_shown(record) for record in records], indent=2))
             return
         table = Table(title="gateway keys")
-        columns = ("name", "id", "models", "rpm", "tpm", "daily tokens", "monthly $", "expires", "created", "revoked")
+        columns = (
+            "name",
+            "id",
+            "scope",
+            "models",
+            "rpm",
+            "tpm",
+            "daily tokens",
+            "monthly $",
+            "expires",
+            "created",
+            "revoked",
+        )
         for column in columns:
             table.add_column(column)
         for record in records:
@@ -116,7 +137,10 @@ def keys_list(
             table.add_row(
                 record.name,
                 record.key_id,
-                ",".join(record.limits.models) if record.limits.models else "all",
+                record.scope,
+                ",".join(record.limits.models)
+                if record.limits.models
+                else ("none" if record.scope == "admin" else "all"),
                 *(str(shown[k] or "") for k in ("rpm", "tpm", "daily_tokens", "monthly_usd", "expires")),
                 record.created,
                 record.revoked or "",
@@ -249,6 +273,7 @@ def _shown(record: KeyRecord) -> dict[str, object]:
     return {
         "name": record.name,
         "key_id": record.key_id,
+        "scope": record.scope,
         "models": list(limits.models) if limits.models is not None else None,
         "rpm": limits.rpm,
         "tpm": limits.tpm,

@@ -11,6 +11,11 @@ scrypt (~50 ms) runs in worker threads limited to ``_SCRYPT_THREADS`` at once, s
 of wrong secrets slows down only the callers who send them, never the event loop.
 An unknown key id is refused without scrypt: key ids are not secret (``fleet keys list``
 shows them), and skipping the hash keeps a flood of made-up keys cheap (see ``find``).
+
+Scopes (``KeyRecord.scope``): every caller names the scope it serves -- model routes
+"client", ``/metrics`` "admin" -- and a valid key of the other scope gets 403 (it is a
+real key, used at the wrong door), after the same secret, revocation and expiry checks,
+so an admin key is revoked within the same TTL and compared in the same constant time.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from datetime import UTC, datetime
 import anyio
 import anyio.to_thread
 
-from modelfleet.gateway.keys import KEY_PREFIX, KeyRecord, KeyStore, parse_key, secret_digest, secret_matches
+from modelfleet.gateway.keys import (
+    KEY_PREFIX,
+    KeyRecord,
+    KeyScope,
+    KeyStore,
+    parse_key,
+    secret_digest,
+    secret_matches,
+)
 
 _SCRYPT_THREADS = 2
 _MAX_REMEMBERED = 10_000
@@ -48,6 +61,18 @@ MALFORMED = AuthFailure(
     401, f"malformed API key: fleet keys look like {KEY_PREFIX}<12 characters>-<40 characters>", "invalid_api_key"
 )
 INVALID = AuthFailure(401, "invalid API key", "invalid_api_key")
+
+
+def wrong_scope(record: KeyRecord, wanted: KeyScope) -> AuthFailure:
+    """403 for a valid key used where the other scope is needed, saying which key opens what."""
+    if wanted == "admin":
+        message = (
+            f"API key {record.name!r} is a client key: the fleet's metrics need an admin key "
+            "(create one with `fleet keys create NAME --admin`)"
+        )
+    else:
+        message = f"API key {record.name!r} is an admin key: it opens /metrics only; call models with a client key"
+    return AuthFailure(403, message, "wrong_key_scope")
 
 
 class Authenticator:
@@ -107,8 +132,9 @@ class Authenticator:
         self._records = await anyio.to_thread.run_sync(self.store.load)
         self._loaded_at = started
 
-    async def authenticate(self, authorization: str | None) -> KeyRecord:
-        """The live, unexpired record the header's key belongs to; raises ``AuthFailure`` otherwise."""
+    async def authenticate(self, authorization: str | None, scope: KeyScope = "client") -> KeyRecord:
+        """The live, unexpired record of ``scope`` the header's key belongs to; raises ``AuthFailure`` otherwise
+        (401 for a missing, unknown, wrong, revoked or expired key; 403 for a valid key of the other scope)."""
         scheme, _, value = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise MISSING
@@ -126,6 +152,8 @@ class Authenticator:
         today = datetime.now(UTC).date()
         if record.expired_on(today):
             raise AuthFailure(401, f"API key {record.name!r} expired after {record.limits.expires}", "key_expired")
+        if record.scope != scope:
+            raise wrong_scope(record, scope)
         return record
 
     async def _secret_ok(self, record: KeyRecord, secret: str) -> bool:

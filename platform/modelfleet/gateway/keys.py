@@ -8,6 +8,12 @@ goes in ``Authorization: Bearer``, which is what the openai SDK sends for ``api_
 
 A revoked key stays in the store, marked, so ``fleet keys list`` shows when it ended and
 a client holding it is told it was revoked rather than that it never existed.
+
+A key has a scope: "client" keys call models (and are limited by quotas); an "admin" key
+(``fleet keys create NAME --admin``) opens only the gateway's ``/metrics`` -- the fleet's
+figures are the operator's -- and calls no model: the credential a Prometheus server holds
+should not be able to spend GPU time, and a client key must not read the fleet's figures.
+Records written before scopes existed have no ``scope`` field and load as client keys.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import hmac
 import re
 import secrets
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +34,8 @@ ID_LENGTH = 12
 SECRET_LENGTH = 40
 _KEY = re.compile(rf"^{KEY_PREFIX}([A-Za-z0-9]{{{ID_LENGTH}}})-([A-Za-z0-9]{{{SECRET_LENGTH}}})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+KeyScope = Literal["client", "admin"]
 
 
 class ClientKeyError(FleetError):
@@ -59,6 +67,10 @@ class KeyRecord(BaseModel):
     created: str
     limits: KeyLimits = Field(default_factory=KeyLimits)
     revoked: str | None = Field(default=None, description="When the key was revoked (ISO time); None: live.")
+    scope: KeyScope = Field(
+        default="client",
+        description="client: calls models within its limits; admin: opens the gateway's /metrics only, no model.",
+    )
 
     def expired_on(self, today: date) -> bool:
         """Whether the key's last day is before ``today``."""
@@ -85,11 +97,16 @@ class KeyStore(Protocol):
         ...
 
 
-def new_key(name: str, limits: KeyLimits) -> tuple[KeyRecord, str]:
+def new_key(name: str, limits: KeyLimits, scope: KeyScope = "client") -> tuple[KeyRecord, str]:
     """A fresh record and the key text to show once (the record holds only the hash)."""
     if not _NAME.match(name):
         raise ClientKeyError(
             f"key name {name!r}: use 1..64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if scope == "admin" and limits.model_dump(exclude={"expires"}, exclude_defaults=True):
+        raise ClientKeyError(
+            f"key {name!r}: an admin key opens /metrics only and calls no model; "
+            "--models/--rpm/--tpm/--daily-tokens/--monthly-usd apply to client keys (only --expires applies)"
         )
     key_id = token_hashing._random_text(ID_LENGTH)
     secret = token_hashing._random_text(SECRET_LENGTH)
@@ -101,6 +118,7 @@ def new_key(name: str, limits: KeyLimits) -> tuple[KeyRecord, str]:
         hash=token_hashing._hash(secret, salt).hex(),
         created=now_text(),
         limits=limits,
+        scope=scope,
     )
     return record, f"{KEY_PREFIX}{key_id}-{secret}"
 
