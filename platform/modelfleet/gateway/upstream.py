@@ -2,13 +2,12 @@
 
 The relay is the edge's own (``runtime.edge_http.RelayResponse``: chunks go out as they
 arrive, a client hanging up closes the model's request) with one addition: every chunk
-passes a ``UsageTap`` on its way, and when the answer ends the request is settled (usage,
+passes a ``UsageTap`` on its way (the relay's ``chunks`` filter), and when the answer ends the request is settled (usage,
 errors, GPU time) exactly once, however it ended.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,6 @@ from yarl import URL
 
 from modelfleet.gateway.metering import UsageTap
 from modelfleet.runtime.edge_http import RelayResponse
-
-log = logging.getLogger("modelfleet.gateway")
 
 # Credentials and hop headers never go from the client to a model: the gateway's key is
 # not the model's, and each model gets its own credentials from ``Upstream.headers``.
@@ -150,11 +147,9 @@ class MeteredRelay(RelayResponse):
         tap: UsageTap,
         on_end: Callable[[UsageTap, bool], Awaitable[None]],
     ) -> None:
-        super().__init__(upstream)
+        super().__init__(upstream, chunks=tap)
         self.tap = tap
         self.on_end = on_end
-        # The model broke off or stalled (a client hanging up is not the model's failure).
-        self.broken = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Relay, then settle -- also when the client hung up or the model broke off."""
@@ -163,18 +158,3 @@ class MeteredRelay(RelayResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self.on_end(self.tap, self.broken)
-
-    async def _pump(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        try:
-            async for chunk in self.upstream.content.iter_any():
-                out = self.tap.feed(chunk)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-        except TimeoutError:
-            self.broken = True
-            log.warning("upstream stalled past its timeout; ending the stream")
-        except aiohttp.ClientError as error:
-            self.broken = True
-            log.warning("upstream broke mid-response (%s); ending the stream", error.__class__.__name__)
-        await send({"type": "http.response.body", "body": self.tap.end(), "more_body": False})

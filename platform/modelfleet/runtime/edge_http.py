@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import anyio
@@ -65,11 +65,30 @@ def request_id_of(request: Request) -> str:
     return str(request.scope.get("modelfleet.request_id", ""))
 
 
-class RelayResponse(Response):
-    """vLLM's response, passed on as it arrives; hanging up closes the upstream request."""
+class ChunkFilter(Protocol):
+    """What a relay may do to the bytes on their way: the gateway's ``UsageTap`` is one."""
 
-    def __init__(self, upstream: aiohttp.ClientResponse) -> None:
+    def feed(self, chunk: bytes) -> bytes:
+        """The bytes to send on now for ``chunk`` (b"" to hold them back)."""
+        ...
+
+    def end(self) -> bytes:
+        """The bytes still held when the answer ended."""
+        ...
+
+
+class RelayResponse(Response):
+    """vLLM's response, passed on as it arrives; hanging up closes the upstream request.
+
+    ``chunks``, when given, sees every chunk on its way (the gateway meters usage with it);
+    the edge relays without one. ``broken`` says afterwards whether the model broke off or
+    stalled (a client hanging up is not the model's failure).
+    """
+
+    def __init__(self, upstream: aiohttp.ClientResponse, chunks: ChunkFilter | None = None) -> None:
         self.upstream = upstream
+        self.chunks = chunks
+        self.broken = False
         self.status_code = upstream.status
         self.background = None
         # aiohttp keeps the raw header bytes: no decode/encode round trip per header.
@@ -104,15 +123,21 @@ class RelayResponse(Response):
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        chunks = self.chunks
         try:
             # iter_any: whatever arrived since the last read, at once (no re-chunking, no buffering).
             async for chunk in self.upstream.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                out = chunks.feed(chunk) if chunks is not None else chunk
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
         except TimeoutError:
+            self.broken = True
             log.warning("upstream stalled past its timeout; ending the stream")
         except aiohttp.ClientError as error:
+            self.broken = True
             log.warning("upstream broke mid-response (%s); ending the stream", error.__class__.__name__)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        rest = chunks.end() if chunks is not None else b""
+        await send({"type": "http.response.body", "body": rest, "more_body": False})
 
 
 class RequestIdMiddleware:
