@@ -26,6 +26,7 @@ The results file is rewritten after every run. Usage (on the device):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -37,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from bench.gpu import probes
+from bench.gpu import interleaved, probes
 from bench.gpu.lifecycle import SERVED_NAME, VLLM_PORT, build_spec
 from bench.gpu.server_procs import ServerProcess, cpu_seconds, run_load_in_process
 from bench.gpu.throughput import PROXY_HEADERS, Load, bench_command
@@ -49,10 +50,12 @@ from modelfleet.runtime.guardian import GUARDIAN
 
 EDGE_PORT = 8000
 GATEWAY_PORT = 8003
+EDGE_HOP_PORT = 8004
 RESULT = "gpu-gateway.json"
 GOAL_RATIO = 0.97
 GOAL_ADDED_TTFT_MS = 2.0
 SIDES = ("direct", "gateway")
+INTERLEAVED_SIDES = ("direct", "edge-hop", "gateway")
 REDACTED = "fk-REDACTED"
 
 
@@ -130,16 +133,26 @@ class Run:
             ]
         self.results["second_hop"] = self.args.second_hop
         gateway = ServerProcess("gateway", gateway_argv, self.logs / "gateway.log", GATEWAY_PORT)
+        started = [edge, gateway]
+        if self.args.interleaved:  # control for the interleaved load: a plain second edge, as a hop costs
+            hop_argv = [
+                *(sys.executable, "-m", "modelfleet.runtime.edge_main", "--upstream", edge.url),
+                *("--host", "127.0.0.1", "--port", str(EDGE_HOP_PORT), "--auth", "public", "--timeout", "600"),
+            ]
+            started.append(ServerProcess("edge-hop", hop_argv, self.logs / "edge-hop.log", EDGE_HOP_PORT))
         fronts: dict[str, Any] = {}
-        for process in (edge, gateway):
+        for process in started:
             self.processes.append(process)
             fronts[process.name] = {"argv": process.argv, "ready_s": round(process.start(), 2)}
         # One request each way: both must answer 200 before anything is measured.
         body = {"model": SERVED_NAME, "prompt": "Hello", "max_tokens": 4}
         headers = {"direct": dict(h.split("=", 1) for h in PROXY_HEADERS), "gateway": self._auth()}
         urls = {"direct": edge.url, "gateway": gateway.url}
+        if self.args.interleaved:
+            urls["edge-hop"] = f"http://127.0.0.1:{EDGE_HOP_PORT}"
+            headers["edge-hop"] = headers["direct"]
         with httpx.Client(timeout=60.0) as client:
-            for side in SIDES:
+            for side in urls:
                 status = client.post(f"{urls[side]}/v1/completions", json=body, headers=headers[side]).status_code
                 fronts[f"{side}_completion_status"] = status
                 if status != 200:
@@ -218,6 +231,42 @@ class Run:
             f"TPOT median {_fmt(result.get('median_tpot_ms'))} ms, front CPU {result['front_cpu_s']}"
         )
         return result
+
+    def measure_interleaved(self, engine: Engine, urls: dict[str, str]) -> None:
+        """Per concurrency: one load with direct, edge-hop and gateway interleaved (``bench/gpu/interleaved.py``)."""
+        headers = {"direct": dict(h.split("=", 1) for h in PROXY_HEADERS), "gateway": self._auth()}
+        headers["edge-hop"] = headers["direct"]
+        sides = [interleaved.Side(name, urls[name], headers[name]) for name in INTERLEAVED_SIDES]
+        record: dict[str, Any] = {
+            "method": "interleaved: request i goes to side i mod 3, one load per concurrency",
+            "input_len": self.args.input_len,
+            "output_len": self.args.output_len,
+            "per_concurrency": {},
+        }
+        self.results["interleaved"] = record
+        for c in self.args.concurrency:
+            count = self.args.interleaved if c > 1 else self.args.interleaved_c1
+            with httpx.Client(timeout=30.0) as client:
+                client.post(f"{engine.url}/reset_prefix_cache")
+            warm = interleaved.prompts(3 * max(2, c), self.args.input_len, seed=7000 + c)
+            asyncio.run(interleaved.run(sides, SERVED_NAME, warm, concurrency=c, output_len=8))
+            prompt_ids = interleaved.prompts(count, self.args.input_len, seed=8000 + c)
+            started = time.monotonic()
+            sent = asyncio.run(
+                interleaved.run(sides, SERVED_NAME, prompt_ids, concurrency=c, output_len=self.args.output_len)
+            )
+            summary = interleaved.summarise(sent, "direct")
+            summary["wall_s"] = round(time.monotonic() - started, 1)
+            record["per_concurrency"][str(c)] = summary
+            self.say(f"interleaved c={c}: {json.dumps(summary['added_median_ttft_ms'])}")
+            self.save()
+        added = {
+            c: entry["added_median_ttft_ms"].get("gateway", {}).get("run")
+            for c, entry in record["per_concurrency"].items()
+        }
+        record["worst_added_median_ttft_ms"] = max((v for v in added.values() if v is not None), default=None)
+        record["goal_added_median_ttft_ms_at_most"] = GOAL_ADDED_TTFT_MS
+        self.save()
 
     def summarise(self) -> None:
         """Per concurrency: gateway/direct throughput and added median TTFT (medians over pairs); the goal."""
@@ -303,12 +352,24 @@ def main() -> int:
         help="what stands in front of the edge on the 'gateway' side; 'edge': a second plain edge (control)",
     )
     parser.add_argument("--budget-s", type=float, default=330.0, help="start no pair after this (beyond the first)")
+    parser.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        help="also run the interleaved load (bench/gpu/interleaved.py) with this many requests per concurrency > 1",
+    )
+    parser.add_argument("--interleaved-c1", type=int, default=96, help="requests of the interleaved load at c=1")
+    parser.add_argument("--input-len", type=int, default=512)
+    parser.add_argument("--output-len", type=int, default=128)
     args = parser.parse_args()
     run = Run(args)
     try:
         engine = run.boot()
         urls = run.start_fronts(engine)
-        run.measure(engine, urls)
+        if args.pairs:
+            run.measure(engine, urls)
+        if args.interleaved:
+            run.measure_interleaved(engine, urls)
         run.results["done"] = True
     except Exception:
         run.results.setdefault("errors", []).append(traceback.format_exc().replace(run.key or REDACTED, REDACTED))

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from modelfleet.gateway.auth import Authenticator, AuthFailure
 from modelfleet.gateway.config import GatewayConfig
+from modelfleet.gateway.fleet_metrics import GatewayMetrics
 from modelfleet.gateway.keys import KeyRecord, KeyStore
 from modelfleet.gateway.ledger import Counts, UsageLedger
 from modelfleet.gateway.metering import GpuMeter, UsageTap
@@ -53,13 +54,17 @@ def build_gateway(
     key_store: KeyStore,
     ledger: UsageLedger,
     prices: Mapping[str, float],
+    metrics: GatewayMetrics | None = None,
 ) -> Starlette:
     """The gateway app for ``upstreams`` (served name -> how to reach it).
 
     ``prices``: USD per GPU-hour by GPU type (``FleetSettings.prices.per_hour``); a GPU
-    type missing from it is priced 0 (its GPU-seconds are still counted).
+    type missing from it is priced 0 (its GPU-seconds are still counted). ``metrics``:
+    what /metrics serves (admin keys only; ``gateway/fleet_metrics.py``), by default the
+    gateway's counters and the replicas' in-band reports.
     """
-    gateway = _Gateway(config, upstreams, key_store, ledger, prices)
+    metrics = metrics or GatewayMetrics()
+    gateway = _Gateway(config, upstreams, key_store, metrics.tee(ledger), prices)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,10 +79,12 @@ def build_gateway(
     routes = [
         Route("/health", gateway.health, methods=["GET"]),
         Route("/v1/models", gateway.models, methods=["GET"]),
+        metrics.route(gateway.auth),
         *(Route(path, gateway.relay, methods=["POST"]) for path in MODEL_ROUTES),
         Route("/{path:path}", gateway.not_found, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(metrics.middleware)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -168,7 +175,8 @@ class _Gateway:
             if stream and not client_wants_usage:
                 payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             body = json.dumps(payload).encode()
-        estimate = self._token_estimate(request.url.path, payload, body)
+        # scope["path"], not request.url: Starlette builds a whole URL object for .url, on every request.
+        estimate = self._token_estimate(request.scope["path"], payload, body)
         try:
             reservation = await self.quotas.admit(record, estimate)
         except QuotaExceeded as refusal:
@@ -210,7 +218,7 @@ class _Gateway:
             answer = await send_holding(
                 self.pool,
                 upstream,
-                request.url.path,
+                request.scope["path"],
                 headers,
                 body,
                 self.config.cold_start_hold_s,
