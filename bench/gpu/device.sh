@@ -19,7 +19,11 @@ collect() {
 }
 wait_runner() {  # $1: seconds at most
   local end=$((SECONDS + $1))
-  while [ $SECONDS -lt $end ] && ! grep -q "ALL DONE" /tmp/runner.log 2>/dev/null; do sleep 3; done
+  # Collect every ~15 s as well: a call cut short (device time spent) still returns what was measured.
+  local n=0
+  while [ $SECONDS -lt $end ] && ! grep -q "ALL DONE" /tmp/runner.log 2>/dev/null; do
+    sleep 3; n=$((n + 1)); [ $((n % 5)) -eq 0 ] && collect
+  done
   cat /tmp/runner.log; collect
 }
 case "$1" in
