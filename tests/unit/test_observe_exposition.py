@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -10,13 +9,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from modelfleet.gateway.auth import Authenticator
+from modelfleet.gateway.key_stores import LocalKeyStore
+from modelfleet.gateway.keys import KeyLimits, new_key
 from modelfleet.observe.exposition import FleetCollector, ReplicaStore, fleet_registry, json_text, prometheus_text
 from modelfleet.observe.gateway_route import metrics_route
 from modelfleet.observe.local_source import ReplicaScrape
 from modelfleet.observe.samples import EngineSample, parse_metrics
 
 CAPTURED = Path(__file__).parent / "data" / "vllm_metrics.txt"
-ADMIN_KEY = "admin-key-for-tests"
 
 
 class Rounds:
@@ -90,14 +91,26 @@ def test_json_format_lists_the_same_samples(sample: EngineSample) -> None:
     assert '"fleet_prompt_tokens_total"' in text and '"replica": "r1"' in text
 
 
-def test_gateway_route_answers_the_admin_key_only(sample: EngineSample) -> None:
+def _auth_with_keys(folder: Path) -> tuple[Authenticator, str, str]:
+    """An Authenticator over a key store holding one admin and one client key; their texts."""
+    store = LocalKeyStore(folder / "keys.json")
+    admin_record, admin_key = new_key("prometheus", KeyLimits(), "admin")
+    client_record, client_key = new_key("app", KeyLimits())
+    store.add(admin_record)
+    store.add(client_record)
+    return Authenticator(store, ttl=2), admin_key, client_key
+
+
+def test_gateway_route_answers_the_admin_key_only(sample: EngineSample, tmp_path: Path) -> None:
     rounds = Rounds()
     rounds.replicas = [ReplicaScrape("demo", "r1", "running", sample, 0)]
-    route = metrics_route(fleet_registry(_collector(rounds)), hashlib.sha256(ADMIN_KEY.encode()).hexdigest())
-    client = TestClient(Starlette(routes=[route]))
+    auth, admin_key, client_key = _auth_with_keys(tmp_path)
+    client = TestClient(Starlette(routes=[metrics_route(fleet_registry(_collector(rounds)), auth)]))
     assert client.get("/metrics").status_code == 401
-    assert client.get("/metrics", headers={"Authorization": "Bearer a-client-key"}).status_code == 401
-    answer = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert client.get("/metrics", headers={"Authorization": "Bearer a-made-up-key"}).status_code == 401
+    wrong_scope = client.get("/metrics", headers={"Authorization": f"Bearer {client_key}"})
+    assert wrong_scope.status_code == 403 and wrong_scope.json()["error"]["type"] == "wrong_key_scope"
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"})
     assert answer.status_code == 200
     assert (
         'fleet_generation_tokens_total{environment="staging",model="demo",replica="r1",target="local"} 559.0'
@@ -105,14 +118,15 @@ def test_gateway_route_answers_the_admin_key_only(sample: EngineSample) -> None:
     )
 
 
-def test_the_fleet_route_serves_the_local_fleet_registry_to_the_admin(fleet_repo: Path) -> None:
+def test_the_fleet_route_serves_the_local_fleet_registry_to_the_admin(fleet_repo: Path, tmp_path: Path) -> None:
     from modelfleet.catalog import load_catalog
     from modelfleet.observe.gateway_route import fleet_metrics_route
     from modelfleet.settings import FleetSettings
 
     settings = FleetSettings()
-    route = fleet_metrics_route(settings, load_catalog(settings), hashlib.sha256(ADMIN_KEY.encode()).hexdigest())
+    auth, admin_key, _ = _auth_with_keys(tmp_path)
+    route = fleet_metrics_route(settings, load_catalog(settings), auth, ttl=30.0)
     client = TestClient(Starlette(routes=[route]))
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    answer = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"})
     assert answer.status_code == 200 and "# TYPE fleet_replicas gauge" in answer.text

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from modelfleet.catalog import CatalogModel
 from modelfleet.gateway.app import build_gateway
 from modelfleet.gateway.config import GatewayConfig
+from modelfleet.gateway.fleet_metrics import metrics_for
 from modelfleet.gateway.key_stores import LocalKeyStore, ModalKeyStore
 from modelfleet.gateway.keys import KeyStore
 from modelfleet.gateway.ledger import Ledger, UsageLedger
@@ -71,6 +72,7 @@ def fleet_gateway(
             config, settings.state_path, target=settings.target, modal_environment=settings.modal_environment
         ),
         prices=settings.prices.per_hour,
+        metrics=metrics_for(settings),
     )
 
 

@@ -5,7 +5,12 @@ A custom collector turns each round of replica scrapes into families labelled ``
 time-to-live after their last good scrape, and not one second longer: a replica that dies
 leaves no series older than its TTL, and a missed scrape does not blank a live one.
 ``fleet metrics`` prints it; the gateway serves it at /metrics behind an admin key
-(``observe.gateway_route``).
+(``observe.gateway_route``, mounted by ``gateway/fleet_metrics.py``).
+
+A replica is anything shaped like ``ReplicaFigures``: a local scrape of an engine
+(``local_source.ReplicaScrape``) or a report a model edge attached to an answer the gateway
+relayed (``gateway/fleet_metrics.py``). This module imports neither source at run time, so
+the gateway's container (no local target, no psutil) can build the same families.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
@@ -24,7 +30,6 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from modelfleet.observe.local_source import ReplicaScrape
 from modelfleet.observe.samples import (
     GENERATION_TOKENS,
     KV_CACHE_USAGE,
@@ -33,14 +38,33 @@ from modelfleet.observe.samples import (
     REQUESTS_WAITING,
     TIME_PER_OUTPUT_TOKEN,
     TTFT,
+    EngineSample,
     Histogram,
 )
 from modelfleet.spec.cost import hourly_cost
-from modelfleet.spec.model import ModelSpec
+
+if TYPE_CHECKING:
+    from modelfleet.spec.model import ModelSpec
 
 DEFAULT_TTL = 60.0
 REPLICA_LABELS = ["model", "target", "environment", "replica"]
 MODEL_LABELS = ["model", "target", "environment"]
+
+
+class ReplicaFigures(Protocol):
+    """One replica as last read: which model, which replica, its engine figures (None: starting), and when."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def replica(self) -> str: ...
+
+    @property
+    def sample(self) -> EngineSample | None: ...
+
+    @property
+    def at(self) -> float: ...
 
 
 @dataclass
@@ -48,10 +72,10 @@ class ReplicaStore:
     """The last good scrape of each replica, forgotten ``ttl`` seconds after it was taken."""
 
     ttl: float = DEFAULT_TTL
-    replicas: dict[tuple[str, str], ReplicaScrape] = field(default_factory=dict)
+    replicas: dict[tuple[str, str], ReplicaFigures] = field(default_factory=dict)
     starting: dict[str, int] = field(default_factory=dict)
 
-    def update(self, scrapes: Iterable[ReplicaScrape], now: float) -> None:
+    def update(self, scrapes: Iterable[ReplicaFigures], now: float) -> None:
         """Take a round: answered replicas replace their last scrape; expired ones go."""
         self.starting = {}
         for scrape in scrapes:
@@ -61,7 +85,7 @@ class ReplicaStore:
                 self.starting[scrape.model] = self.starting.get(scrape.model, 0) + 1
         self.replicas = {key: r for key, r in self.replicas.items() if r.at >= now - self.ttl}
 
-    def live(self) -> list[ReplicaScrape]:
+    def live(self) -> list[ReplicaFigures]:
         """Replicas whose last good scrape is within the TTL."""
         return sorted(self.replicas.values(), key=lambda r: (r.model, r.replica))
 
@@ -70,7 +94,7 @@ class ReplicaStore:
 class FleetCollector:
     """A prometheus-client collector: each ``collect()`` scrapes the fleet once and reports it."""
 
-    scrape: Callable[[], list[ReplicaScrape]]
+    scrape: Callable[[], Sequence[ReplicaFigures]]
     target: str
     environment: str
     specs: dict[str, ModelSpec]

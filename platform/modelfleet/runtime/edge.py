@@ -5,6 +5,11 @@ wake) it exposes /collective_rpc, /sleep, /server_info -- and its ``--api-key`` 
 only /v1. So the edge forwards an allowlist of public routes, checks tokens where the
 platform does not, streams without buffering, and answers everything else with 404
 without ever reaching vLLM.
+
+Every answer it relays carries a compact report of its engine's figures in one header
+(``runtime/edge_report.py``: in-band, because a serving container has no egress and a
+scrape of the public URL would wake GPUs); the gateway strips it. Public endpoints attach
+none: anyone may call them, and their metrics are not anyone's (as /metrics answers 404).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import aiohttp
+import anyio
 import anyio.to_thread
 import uvicorn
 from starlette.applications import Starlette
@@ -33,6 +39,7 @@ from modelfleet.runtime.edge_http import (
     relay_server,
     request_id_of,
 )
+from modelfleet.runtime.edge_report import ReplicaReporter
 from modelfleet.runtime.tokens import TokenStore, parse_credentials
 from modelfleet.spec.model import ModelSpec
 
@@ -43,6 +50,7 @@ EngineState = Literal["ready", "starting", "waking", "asleep", "failed"]
 PUBLIC_POST_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 PUBLIC_GET_ROUTES = ("/v1/models",)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+DEFAULT_REPORT_INTERVAL = 5.0
 # Request headers vLLM must not see (credentials) or that describe this hop only.
 _DROP_REQUEST = {
     "host",
@@ -107,6 +115,11 @@ class EdgeConfig:
     # Extra JSON for /health: the boot kind ("cold"/"restore") and boot seconds, say.
     health_info: Callable[[], dict[str, object]] | None = None
     gate: EdgeGate = field(default_factory=EdgeGate)
+    # Seconds between reads of the engine's /metrics for the replica report (while answers
+    # are relayed); None: attach no report. ``replica`` names this replica in it (default:
+    # the Modal task id, else host and pid).
+    report_interval: float | None = DEFAULT_REPORT_INTERVAL
+    replica: str | None = None
 
 
 def auth_mode_for(spec: ModelSpec, *, platform_checks_tokens: bool) -> AuthMode:
@@ -126,10 +139,17 @@ def build_edge(config: EdgeConfig) -> Starlette:
     if config.auth_mode == "tokens" and config.token_store is None:
         raise ValueError("auth_mode 'tokens' needs a token_store")
     upstream = _Upstream(config)
+    reporter = _reporter(config, upstream)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as group:
+            if reporter is not None:
+                group.start_soon(reporter.refresh_forever)
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
         await upstream.aclose()
 
     async def health(request: Request) -> Response:
@@ -171,7 +191,12 @@ def build_edge(config: EdgeConfig) -> Starlette:
             return error_response(504, "the model did not answer in time", "timeout")
         except aiohttp.ClientError:
             return error_response(503, *unavailable)
-        return RelayResponse(answer)
+        relayed = RelayResponse(answer)
+        if reporter is not None:
+            reporter.touch()
+            if reporter.header is not None:
+                relayed.raw_headers.append(reporter.header)
+        return relayed
 
     async def metrics(request: Request) -> Response:
         if config.auth_mode == "public":
@@ -214,6 +239,22 @@ def edge_server(config: EdgeConfig, *, host: str, port: int, graceful_shutdown: 
 
 
 _HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
+_METRICS_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
+
+
+def _reporter(config: EdgeConfig, upstream: _Upstream) -> ReplicaReporter | None:
+    """The replica reporter reading the engine's /metrics through the edge's own pool; None when off or public."""
+    if config.report_interval is None or config.auth_mode == "public":
+        return None
+
+    async def fetch() -> str | None:
+        try:
+            async with upstream.session().get(upstream.url("/metrics"), timeout=_METRICS_TIMEOUT) as answer:
+                return await answer.text() if answer.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    return ReplicaReporter(fetch, interval=config.report_interval, replica=config.replica)
 
 
 class _Upstream:

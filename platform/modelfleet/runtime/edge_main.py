@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import get_args
 
-from modelfleet.runtime.edge import AuthMode, EdgeConfig, edge_server
+from modelfleet.runtime.edge import DEFAULT_REPORT_INTERVAL, AuthMode, EdgeConfig, edge_server
 from modelfleet.runtime.tokens import TokenStore
 
 
@@ -50,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="a JSON object added to every /health answer (how the container booted); no secrets",
     )
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=DEFAULT_REPORT_INTERVAL,
+        help="seconds between reads of the engine's /metrics for the x-fleet-replica report (0: no report)",
+    )
     parser.add_argument("--log-requests", action="store_true", help="one INFO line per request")
     return parser
 
@@ -70,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         max_body_bytes=args.max_body_bytes,
         upstream_timeout=args.timeout,
         health_info=(lambda: extra) if extra else None,
+        report_interval=args.report_interval if args.report_interval > 0 else None,
     )
     edge_server(config, host=args.host, port=args.port, graceful_shutdown=args.graceful_shutdown).run()
 

@@ -46,6 +46,8 @@ GATEWAY_PACKAGES: tuple[str, ...] = (
     "anyio==4.16.0",
     "httpx==0.28.1",
     "limits==5.8.0",
+    # /metrics: exposition and the parser of the models' replica reports (gateway/fleet_metrics.py).
+    "prometheus-client==0.26.0",
     "pydantic==2.14.4",
     "pydantic-settings==2.16.3",
     "rich==15.0.0",

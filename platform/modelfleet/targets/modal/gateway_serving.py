@@ -7,6 +7,7 @@ import os
 from starlette.applications import Starlette
 
 from modelfleet.gateway.app import build_gateway
+from modelfleet.gateway.fleet_metrics import GatewayMetrics
 from modelfleet.gateway.key_stores import ModalKeyStore
 from modelfleet.gateway.modal_ledger import ModalLedger
 from modelfleet.gateway.upstream import Upstream
@@ -35,4 +36,7 @@ def gateway_asgi(bundle: GatewayBundle) -> Starlette:
         key_store=ModalKeyStore(bundle.config.keys_dict, bundle.modal_environment),
         ledger=ModalLedger(bundle.config.ledger_dict, bundle.modal_environment),
         prices=bundle.prices,
+        # /metrics: the models' replicas from the reports their edges attach (in-band: serving
+        # containers have no egress, and a scrape of a model's URL would wake its GPU).
+        metrics=GatewayMetrics(target="modal", environment=bundle.modal_environment),
     )
