@@ -1,7 +1,9 @@
 """``fleet top``: replicas, queues, latency, tokens/s and dollars per model, live or once.
 
-Reads each engine's own metrics (observe/), never the public endpoint: watching the fleet
-must not keep a scaled-to-zero container awake.
+Reads each engine's own metrics (local) or Modal's own stats, metrics and billing (observe/),
+never the public endpoint: watching the fleet must not keep a scaled-to-zero container awake.
+Where the platform reports cost (Modal's billing), a second table puts the last full hour's
+bill beside the price table's figure and the difference.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from modelfleet.cli.common import UserError, console, load_settings, load_settings_and_catalog, user_errors
-from modelfleet.observe.exposition import DEFAULT_TTL, fleet_registry, json_text, prometheus_text
-from modelfleet.observe.fleet_view import collector_for, compare_json, frames, views_once
+from modelfleet.observe.exposition import DEFAULT_TTL, json_text, prometheus_text
+from modelfleet.observe.fleet_view import FleetFrame, compare_json, frame_once, live_frames, registry_for
 from modelfleet.observe.history import frames_since, history_path, parse_since, record_frame
+from modelfleet.observe.modal_cost import CostTruth
 from modelfleet.observe.report import write_reports
 from modelfleet.observe.view import ModelView
 from modelfleet.settings import ComparedApi
@@ -38,34 +43,66 @@ def top(
         settings, catalog = load_settings_and_catalog()
         history = history_path(settings.state_path) if record else None
         if output == "json":
-            views = views_once(settings, catalog, interval)
-            _record(history, views)
+            frame = frame_once(settings, catalog, interval)
+            _record(history, frame)
             document = {
                 "environment": settings.environment_label,
                 "target": settings.target,
                 "interval_s": interval,
-                "models": [v.as_json() for v in views],
+                "models": [v.as_json() for v in frame.views],
                 "compare": compare_json(settings.compare),
+                "costs": [c.as_json() for c in frame.costs],
+                "notes": frame.notes,
+                **frame.platform,
             }
             print(json.dumps(document, indent=2))
             return
         if once:
-            views = views_once(settings, catalog, interval)
-            _record(history, views)
-            console.print(top_table(views, settings.compare))
+            frame = frame_once(settings, catalog, interval)
+            _record(history, frame)
+            console.print(_render(frame, settings.compare))
             return
-        frame = frames(settings, catalog)
-        with Live(top_table(frame(), settings.compare), console=console, refresh_per_second=1) as live:
+        next_frame = live_frames(settings, catalog)
+        with Live(_render(next_frame(), settings.compare), console=console, refresh_per_second=1) as live:
             while True:
                 time.sleep(interval)  # the refresh period of a live view
-                views = frame()
-                _record(history, views)
-                live.update(top_table(views, settings.compare))
+                frame = next_frame()
+                _record(history, frame)
+                live.update(_render(frame, settings.compare))
 
 
-def _record(history: Path | None, views: list[ModelView]) -> None:
-    if history is not None and views:
-        record_frame(history, views)
+def _record(history: Path | None, frame: FleetFrame) -> None:
+    if history is not None and frame.views:
+        record_frame(history, frame.views, costs=[c.as_json() for c in frame.costs])
+
+
+def _render(frame: FleetFrame, compare: ComparedApi | None) -> Group:
+    """The rows, then (where the platform reports cost) the cost truth, then one line per note."""
+    parts: list[Table | Text] = [top_table(frame.views, compare)]
+    if frame.costs:
+        parts.append(cost_table(frame.costs))
+    parts.extend(Text(note) for note in frame.notes)
+    return Group(*parts)
+
+
+def cost_table(costs: list[CostTruth]) -> Table:
+    """The last full hour per model: GPU-seconds Modal counted, the price table's $, Modal's bill, the difference."""
+    table = Table(title="cost, last full hour (Modal's figures beside the price table)")
+    for column in ("model", "GPU-s (Modal)", "$ price table", "$ billed (Modal)", "$ difference"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for cost in costs:
+        table.add_row(
+            cost.model,
+            _number(cost.gpu_seconds),
+            _dollars(cost.price_table_dollars),
+            _dollars(cost.billed_dollars),
+            "-" if cost.difference_dollars is None else f"{cost.difference_dollars:+,.2f}",
+        )
+    return table
+
+
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
 
 
 def plots(
@@ -139,10 +176,10 @@ def _number(value: float | None) -> str:
 def metrics(
     output: MetricsFormat = typer.Option("prometheus", "--format", help="prometheus (text exposition) or json."),
 ) -> None:
-    """The fleet's series (labels model, target, environment, replica), as the gateway's /metrics serves them."""
+    """The fleet's series (labels model, target, environment; replica where the target has per-replica figures)."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        registry = fleet_registry(collector_for(settings, catalog, DEFAULT_TTL))
+        registry = registry_for(settings, catalog, DEFAULT_TTL)
         print(prometheus_text(registry) if output == "prometheus" else json_text(registry), end="")
 
 

@@ -21,10 +21,15 @@ def history_path(state_path: Path) -> Path:
     return state_path / HISTORY_FILE
 
 
-def record_frame(path: Path, views: list[ModelView], at: float | None = None) -> None:
-    """Append one frame (every model's view, stamped with the time)."""
+def record_frame(
+    path: Path, views: list[ModelView], at: float | None = None, costs: list[dict[str, Any]] | None = None
+) -> None:
+    """Append one frame (every model's view, stamped with the time; the platform's cost truth when it has one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"at": time.time() if at is None else at, "models": [v.as_json() for v in views]})
+    frame: dict[str, Any] = {"at": time.time() if at is None else at, "models": [v.as_json() for v in views]}
+    if costs:
+        frame["costs"] = costs
+    line = json.dumps(frame)
     with path.open("a") as file:
         file.write(line + "\n")
 
