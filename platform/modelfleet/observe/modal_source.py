@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from modelfleet.catalog import Catalog
 from modelfleet.observe.modal_figures import ModalFigures, ModalServing, serving_lookup
 from modelfleet.observe.view import TOKENS_PER_MILLION, ModelView
 from modelfleet.settings import FleetSettings
 from modelfleet.spec.cost import hourly_cost
+
+Round = TypeVar("Round")
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,14 @@ def modal_views(
 
 
 def collect_for(
-    read: Callable[[], list[ModalCurrent]],
+    read: Callable[[], Round],
     seconds: float,
     interval: float,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
-) -> list[list[ModalCurrent]]:
+) -> list[Round]:
     """Collect every ``interval`` seconds for ``seconds`` (the clock and sleep are injectable: tests fake an hour)."""
-    rounds: list[list[ModalCurrent]] = []
+    rounds: list[Round] = []
     end = clock() + seconds
     while clock() < end:
         rounds.append(read())
