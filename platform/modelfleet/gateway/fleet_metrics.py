@@ -112,12 +112,18 @@ class ReplicaReports:
         now = self.clock()
         with self._lock:
             self._latest = {key: kept for key, kept in self._latest.items() if kept[1] >= now - ttl}
-            kept = list(self._latest.values())
-        replicas = []
-        for raw, at in kept:
+            kept = dict(self._latest)
+        replicas, malformed = [], []
+        for key, (raw, at) in kept.items():
             report = parse_report(raw.decode("latin-1"))
-            if report is not None:
+            if report is None:
+                malformed.append(key)
+            else:
                 replicas.append(ReportedReplica(report.model, report.replica, report.sample, at))
+        with self._lock:
+            for key in malformed:  # unless a good report replaced it meanwhile
+                if self._latest.get(key) == kept[key]:
+                    del self._latest[key]
         return replicas
 
 
