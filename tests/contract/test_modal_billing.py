@@ -12,11 +12,14 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelfleet.observe.history import frames_since, history_path
+from modelfleet.observe.report import hourly_costs
 from modelfleet.settings import FleetSettings
 from tests.support.modal_api import ModalApiRecorder
 from tests.support.modal_api_target import REPO, create_workspace, drive, run_fleet
@@ -151,3 +154,20 @@ def test_fleet_metrics_on_modal_yields_model_series_from_modals_figures(api: Mod
     assert as_json.returncode == 0, as_json.stderr
     names = {sample["name"] for sample in json.loads(as_json.stdout)}
     assert {"fleet_replicas", "fleet_modal_cost_dollars", "fleet_modal_gpu_seconds"} <= names
+
+
+def test_recorded_frames_carry_the_cost_truth_and_fleet_plots_draws_them(api: ModalApiRecorder, tmp_path: Path) -> None:
+    _containers_in_the_last_hours(api)
+    state = tmp_path / "state"
+
+    for _ in range(2):  # two frames of the same billed hour: one point in the picture
+        done = run_fleet(api, "top", "--once", FLEET_STATE_DIR=str(state))
+        assert done.returncode == 0, done.stderr
+
+    frames = frames_since(history_path(state), 0.0)
+    assert len(frames) == 2 and all(len(frame["costs"]) == 1 for frame in frames)
+    (hour,) = hourly_costs(frames)[MODEL]
+    assert hour["billed_dollars"] > hour["price_table_dollars"] > 0
+    plots = run_fleet(api, "plots", "--since", "1h", "--out", str(tmp_path / "plots"), FLEET_STATE_DIR=str(state))
+    assert plots.returncode == 0, plots.stderr
+    assert (tmp_path / "plots" / f"{MODEL}.png").stat().st_size > 0
