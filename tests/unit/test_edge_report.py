@@ -136,16 +136,37 @@ def test_the_reporter_reads_the_engine_only_after_traffic_and_at_most_once_per_i
     assert engine.reads == 2
 
 
-def test_a_stale_report_is_dropped_and_a_failed_read_attaches_none() -> None:
+def test_after_an_idle_spell_the_next_request_drops_the_old_report_and_causes_a_fresh_one() -> None:
     engine, clock = Engine(), Clock()
     reporter = ReplicaReporter(engine.fetch, interval=5.0, replica="r1", clock=clock)
     reporter.touch()
     asyncio.run(reporter.step())
-    assert reporter.header is not None
+    first = reporter.header
+    assert first is not None
     clock.now += reporter.max_age + 0.1  # idle since: its figures would be old news
     asyncio.run(reporter.step())
-    assert reporter.header is None and engine.reads == 1
+    assert reporter.header == first and engine.reads == 1  # no request, nothing to attach it to
+    reporter.touch()
+    assert reporter.header is None  # the request arriving now gets no stale figures
+    asyncio.run(reporter.step())
+    assert reporter.header is not None and engine.reads == 2
+
+
+def test_a_long_request_alone_keeps_the_report_taken_while_it_ran() -> None:
+    engine, clock = Engine(), Clock()
+    reporter = ReplicaReporter(engine.fetch, interval=5.0, replica="r1", clock=clock)
+    reporter.touch()  # one request arrives and runs for a minute
+    asyncio.run(reporter.step())
+    for _ in range(60):
+        clock.now += 1.0
+        asyncio.run(reporter.step())
+    assert reporter.header is not None and engine.reads == 1  # its answer still carries the report
+
+
+def test_a_failed_read_attaches_nothing() -> None:
+    engine, clock = Engine(), Clock()
     engine.down = True
+    reporter = ReplicaReporter(engine.fetch, interval=5.0, replica="r1", clock=clock)
     reporter.touch()
     asyncio.run(reporter.step())
-    assert engine.reads == 2 and reporter.header is None
+    assert engine.reads == 1 and reporter.header is None

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.catalog import load_catalog
+from modelfleet.gateway.fleet_metrics import GatewayMetrics
+from modelfleet.gateway.ledger import Counts, UsageRow
 from modelfleet.observe.exposition import FleetCollector, ReplicaStore, fleet_registry, prometheus_text
 from modelfleet.observe.local_source import ReplicaScrape
 from modelfleet.observe.samples import parse_metrics
@@ -29,7 +32,30 @@ def _exposed_sample_names(write_model: Callable[[str, str], Path]) -> set[str]:
         lambda: replicas, "local", "test", specs, {"H100": 3.95}, ReplicaStore(), clock=lambda: 0.0
     )
     text = prometheus_text(fleet_registry(collector))
+    # The gateway's /metrics adds its own counters (gateway/fleet_metrics.py).
+    gateway = GatewayMetrics(target="modal", environment="test")
+    gateway.tee(_NoLedger()).count(date(2026, 12, 2), "app", "demo", Counts(requests=1, prompt_tokens=3))
+    text += prometheus_text(gateway.registry())
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+class _NoLedger:
+    """A ledger that keeps nothing: the counters are all this test reads."""
+
+    def count(self, day: date, key: str, model: str, counts: Counts) -> None:
+        pass
+
+    def flush(self, today: date) -> None:
+        pass
+
+    def tokens_on(self, day: date, key: str) -> int:
+        return 0
+
+    def cost_in_month(self, day: date, key: str) -> float:
+        return 0.0
+
+    def rows(self, *, since: date | None = None, key: str | None = None) -> list[UsageRow]:
+        return []
 
 
 def test_every_series_a_panel_queries_is_one_the_collector_exposes(write_model: Callable[[str, str], Path]) -> None:

@@ -170,6 +170,8 @@ def build_edge(config: EdgeConfig) -> Starlette:
         rejection = await _authorize(config, request) or _require_ready(config)
         if rejection:
             return rejection
+        if reporter is not None:
+            reporter.touch()
         try:
             body = await read_body(request, config.max_body_bytes)
         except BodyTooLarge:
@@ -192,10 +194,8 @@ def build_edge(config: EdgeConfig) -> Starlette:
         except aiohttp.ClientError:
             return error_response(503, *unavailable)
         relayed = RelayResponse(answer)
-        if reporter is not None:
-            reporter.touch()
-            if reporter.header is not None:
-                relayed.raw_headers.append(reporter.header)
+        if reporter is not None and reporter.header is not None:
+            relayed.raw_headers.append(reporter.header)
         return relayed
 
     async def metrics(request: Request) -> Response:

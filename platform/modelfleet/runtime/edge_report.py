@@ -211,11 +211,15 @@ class ReplicaReporter:
     """The edge's side: the header to attach (encoded in advance) and the task that keeps it fresh.
 
     ``header`` is what ``forward`` appends to each relayed answer (None: attach nothing).
-    ``touch()`` marks traffic. ``refresh_forever`` wakes every ``poll`` seconds; when there
-    was traffic and the snapshot is ``interval`` old it reads the engine's ``/metrics``
-    through ``fetch`` (None: the engine did not answer) and encodes a new header. A header
-    older than ``max_age`` is dropped, so the first answers after an idle spell carry no
-    stale figures (and the gateway reads nothing rather than old gauges).
+    ``touch()`` marks a request arriving. ``refresh_forever`` wakes every ``poll`` seconds;
+    when a request arrived since the last read and the snapshot is ``interval`` old, it
+    reads the engine's ``/metrics`` through ``fetch`` (None: the engine did not answer) and
+    encodes a new header.
+
+    Stale figures: a snapshot older than ``max_age`` is marked stale by the ticker, and the
+    next request to arrive drops it (the refresh that request causes brings a new one). So
+    the first answers after an idle spell carry nothing rather than gauges from before it,
+    while a long request alone on the replica still gets the snapshot taken while it ran.
     """
 
     def __init__(
@@ -235,10 +239,13 @@ class ReplicaReporter:
         self.header: tuple[bytes, bytes] | None = None
         self.taken_at = -math.inf
         self.traffic = False
+        self.stale = False
 
     def touch(self) -> None:
-        """An answer is being relayed (a plain attribute write: the only per-request work besides the append)."""
+        """A request arrived: attribute writes only (this and the append are all the per-request work)."""
         self.traffic = True
+        if self.stale:
+            self.header = None
 
     async def refresh_forever(self) -> None:
         """Keep ``header`` fresh while there is traffic; run it in the edge's lifespan task group."""
@@ -247,7 +254,7 @@ class ReplicaReporter:
             await anyio.sleep(self.poll)
 
     async def step(self) -> None:
-        """One tick: refresh when due and there was traffic, drop a header gone stale."""
+        """One tick: read the engine when due and a request came, else mark an old snapshot stale."""
         now = self.clock()
         if self.traffic and now - self.taken_at >= self.interval:
             self.traffic = False
@@ -255,5 +262,6 @@ class ReplicaReporter:
             report = engine_report(text, self.replica) if text is not None else None
             self.header = (REPORT_HEADER.encode(), format_report(report).encode()) if report else None
             self.taken_at = now
-        elif self.header is not None and now - self.taken_at > self.max_age:
-            self.header = None
+            self.stale = False
+        else:
+            self.stale = now - self.taken_at > self.max_age
