@@ -42,6 +42,8 @@ class BillingHandlers:
     def usage_book(self) -> UsageBook:  # supplied by StatsHandlers
         raise NotImplementedError
 
+    # Mirrors Environment/Workspace.billing.report() (modal/_environments.py, modal/_workspace.py: a
+    # unary_stream); each item parsed by BillingReportItem._from_proto (modal/types.py).
     def rpc_WorkspaceBillingReport(
         self, req: api_pb2.WorkspaceBillingReportRequest, meta: Mapping[str, str]
     ) -> list[Message]:
@@ -71,6 +73,7 @@ class BillingHandlers:
                 at += interval
         return items
 
+    # Mirrors Environment.billing.summary() (modal/_environments.py); parsed by EnvironmentBillingSummary._from_proto.
     def rpc_EnvironmentBillingSummary(
         self, req: api_pb2.EnvironmentBillingSummaryRequest, meta: Mapping[str, str]
     ) -> Message:

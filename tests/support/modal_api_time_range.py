@@ -61,6 +61,7 @@ class TimeRangeHandlers:
         raise NotImplementedError
 
     # ---- stats ---------------------------------------------------------------------------
+    # Mirrors Function.stats() (modal/_functions.py); parsed by FunctionStats._from_proto (modal/types.py).
     def rpc_FunctionGetTimeRangeStats(
         self, req: api_pb2.FunctionGetTimeRangeStatsRequest, meta: Mapping[str, str]
     ) -> Message:
@@ -82,6 +83,7 @@ class TimeRangeHandlers:
             resp.input_percentile_stats["Execution time (s)"].CopyFrom(percentiles(executions, "seconds"))
         return resp
 
+    # Mirrors Server.stats() (modal/_server.py); parsed by ServerStats._from_proto (modal/types.py).
     def rpc_ServerGetTimeRangeStats(
         self, req: api_pb2.ServerGetTimeRangeStatsRequest, meta: Mapping[str, str]
     ) -> Message:
@@ -116,6 +118,7 @@ class TimeRangeHandlers:
         inference.scalar_stats["output_tokens_per_second"] = figures.output_tokens_per_second
         return resp
 
+    # Mirrors App.stats() (modal/app.py); parsed by AppStats._from_proto (modal/types.py).
     def rpc_AppGetTimeRangeStats(self, req: api_pb2.AppGetTimeRangeStatsRequest, meta: Mapping[str, str]) -> Message:
         app = app_by_id(self.state, req.app_id)
         since, until = _stats_window(req)
@@ -155,6 +158,7 @@ class TimeRangeHandlers:
                 _add_counts(group.total, stats.counts)
         return resp
 
+    # Mirrors App.lookup(name) (modal/app.py, AppGetOrCreateRequest); AppInfo._from_proto reads handle_metadata.
     def rpc_AppGetOrCreate(self, req: api_pb2.AppGetOrCreateRequest, meta: Mapping[str, str]) -> Message:
         if req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_IF_MISSING:
             raise GRPCError(Status.UNIMPLEMENTED, "recorder: App.lookup(create_if_missing=True) is not modelled")
@@ -173,10 +177,12 @@ class TimeRangeHandlers:
         return resp
 
     # ---- metrics -------------------------------------------------------------------------
+    # Mirrors Function.metrics.export() (modal/_metrics.py _MetricsManager._export, rollup); parsed by _object_metrics.
     def rpc_FunctionGetMetrics(self, req: api_pb2.FunctionGetMetricsRequest, meta: Mapping[str, str]) -> Message:
         app = deployed_app_of(self.state, req.function_id)
         return self._metrics(app, req, FUNCTION_GROUPS, api_pb2.FunctionGetMetricsResponse())
 
+    # Mirrors Server.metrics.export() (modal/_metrics.py, ServerGetMetricsRequest); parsed by _object_metrics.
     def rpc_ServerGetMetrics(self, req: api_pb2.ServerGetMetricsRequest, meta: Mapping[str, str]) -> Message:
         app = self._server_app(req.function_id)
         return self._metrics(app, req, SERVER_GROUPS, api_pb2.ServerGetMetricsResponse())
