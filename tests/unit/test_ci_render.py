@@ -270,11 +270,41 @@ def test_the_merge_pipeline_promotes_each_model_to_prod_behind_its_environment_a
     assert prod["env"]["FLEET_ENV"] == "prod" and prod["env"]["MODEL"] == "${{ matrix.model }}"
     steps = {step.get("id") or step["name"]: step for step in prod["steps"]}
     promote = steps["promote"]["run"]
-    assert 'fleet promote "$MODEL" --from staging --to prod --yes --github-output "$GITHUB_OUTPUT"' in promote
+    assert (
+        'fleet promote "$MODEL" --from staging --to prod --yes --no-gateway --github-output "$GITHUB_OUTPUT"' in promote
+    )
     rollback = steps["roll back prod"]
     assert rollback["if"] == "failure() && steps.promote.outputs.deployed == 'true'"
     assert rollback["run"] == '.venv/bin/fleet rollback "$MODEL"'  # FLEET_ENV=prod: staging is not touched
     assert not any("fleet seed" in step.get("run", "") for step in prod["steps"])  # one weights volume
+
+
+@pytest.mark.parametrize(
+    ("workflow_name", "model_jobs"),
+    [
+        ("deploy-on-merge.yml", {"staging": "staging-gateway", "prod": "prod-gateway"}),
+        ("deploy-all.yml", {"deploy": "gateway"}),
+    ],
+)
+def test_each_environments_gateway_is_deployed_once_after_its_model_jobs_never_by_them(
+    workflow_name: str, model_jobs: dict[str, str]
+) -> None:
+    workflow = load_workflow(REPO_ROOT / WORKFLOWS_DIR / workflow_name)
+    jobs = workflow["jobs"]
+    # Parallel model jobs that each redeployed the gateway raced: the last to publish could
+    # drop a route another job's model had just got. So the model jobs leave it alone...
+    for job_id, step in all_steps(workflow):
+        run = step.get("run", "")
+        if re.search(r"fleet (deploy|deploy-all|promote) ", run):
+            assert "--no-gateway" in run, (job_id, run)
+    # ...and one job per environment deploys it after all of them.
+    for model_job, gateway_job in model_jobs.items():
+        gateway = jobs[gateway_job]
+        assert model_job in gateway["needs"]
+        assert gateway["environment"] == jobs[model_job]["environment"]
+        assert gateway["env"]["FLEET_ENV"] == jobs[model_job]["env"]["FLEET_ENV"]
+        assert "strategy" not in gateway  # once, not per model
+        assert [s["run"] for s in gateway["steps"] if "fleet" in s.get("run", "")] == [".venv/bin/fleet gateway deploy"]
 
 
 def test_the_merge_pipeline_diffs_the_pushed_range_with_full_history() -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 import typer
 
 from modelfleet.catalog import load_catalog
-from modelfleet.cli.promote_cmds import run_command
+from modelfleet.cli.common import UserError
+from modelfleet.cli.promote_cmds import _redeploy_gateway, run_command
 from modelfleet.passes import PassBook, PassRecord
 from modelfleet.promotion import PromotionRefused, check_promotion
 from modelfleet.settings import FleetSettings
 from modelfleet.state import DeployRecord, FleetState, JsonFileStore
+from modelfleet.targets.base import DeployOutcome, Target
 from tests.unit.conftest import REPO_ROOT
 
 MODEL = "smollm2-135m"
@@ -66,3 +69,37 @@ def test_exactly_what_passed_is_promotable(settings: FleetSettings, tmp_path: Pa
     _check(settings, tmp_path, record, passed=True, checkout="0123456789ab")
     with pytest.raises(PromotionRefused, match="v4 in staging has no recorded pass"):
         _check(settings, tmp_path / "other", record, passed=False, checkout="0123456789ab")
+
+
+class _GatewayTarget:
+    """The one verb ``_redeploy_gateway`` uses, answering a set outcome."""
+
+    def __init__(self, outcome: DeployOutcome | None) -> None:
+        self.outcome = outcome
+        self.tags: list[str] = []
+
+    def deploy_gateway(self, *, tag: str) -> DeployOutcome | None:
+        self.tags.append(tag)
+        return self.outcome
+
+
+def test_a_promotion_redeploys_the_target_environments_gateway_with_the_promoted_commit() -> None:
+    target = _GatewayTarget(DeployOutcome("(gateway)", "fleet-prod-gateway", "ok", 1.0, url="https://g"))
+    _redeploy_gateway(cast(Target, target), MODEL, "prod", tag="0123456789ab")
+    assert target.tags == ["0123456789ab"]
+
+
+def test_a_gateway_that_fails_to_redeploy_after_a_promotion_says_the_model_serves_and_how_to_retry() -> None:
+    target = _GatewayTarget(DeployOutcome("(gateway)", "fleet-prod-gateway", "failed", 1.0, detail="Error: boom"))
+    with pytest.raises(UserError) as refused:
+        _redeploy_gateway(cast(Target, target), MODEL, "prod", tag="0123456789ab")
+    assert str(refused.value) == (
+        f"{MODEL} is promoted and serving in prod, but prod's gateway did not redeploy: Error: boom; "
+        "retry with `fleet gateway deploy --env prod`"
+    )
+
+
+def test_a_target_without_a_gateway_to_deploy_is_left_alone() -> None:
+    target = _GatewayTarget(None)
+    _redeploy_gateway(cast(Target, target), MODEL, "prod", tag="local")
+    assert target.tags == ["local"]

@@ -40,16 +40,29 @@ def deploy(
     names: list[str] = typer.Argument(help="Model folder names."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI)."),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Deploy uncommitted changes (tagged -dirty)."),
+    gateway: bool = typer.Option(
+        True,
+        "--gateway/--no-gateway",
+        help="Redeploy the fleet gateway after the models (Modal). CI's matrix jobs pass --no-gateway and "
+        "deploy it once after all of them (`fleet gateway deploy`), so parallel jobs never race to publish it.",
+    ),
 ) -> None:
     """Deploy (Modal) or start (local) the named models."""
     with user_errors():
         settings, catalog = load_settings_and_catalog()
-        run_deploy(settings, catalog, [catalog.require(name) for name in names], yes=yes, allow_dirty=allow_dirty)
+        models = [catalog.require(name) for name in names]
+        run_deploy(settings, catalog, models, yes=yes, allow_dirty=allow_dirty, gateway=gateway)
 
 
 def deploy_all(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (CI)."),
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Deploy uncommitted changes (tagged -dirty)."),
+    gateway: bool = typer.Option(
+        True,
+        "--gateway/--no-gateway",
+        help="Redeploy the fleet gateway after the models (Modal). CI's matrix jobs pass --no-gateway and "
+        "deploy it once after all of them (`fleet gateway deploy`), so parallel jobs never race to publish it.",
+    ),
     changed_since: str | None = typer.Option(
         None,
         "--changed-since",
@@ -70,7 +83,9 @@ def deploy_all(
         if not models:
             console.print("nothing to deploy")
             raise typer.Exit(1 if catalog.errors else 0)
-        failed = run_deploy(settings, catalog, models, yes=yes, allow_dirty=allow_dirty, exit_on_failure=False)
+        failed = run_deploy(
+            settings, catalog, models, yes=yes, allow_dirty=allow_dirty, exit_on_failure=False, gateway=gateway
+        )
         if failed or catalog.errors:
             raise typer.Exit(1)
 
@@ -83,6 +98,7 @@ def run_deploy(
     yes: bool,
     allow_dirty: bool,
     exit_on_failure: bool = True,
+    gateway: bool = True,
 ) -> bool:
     target: Target = get_target(settings)
     tag = deploy_tag(settings.root, allow_dirty=allow_dirty) if target.requires_clean_tree else _local_tag(settings)
@@ -100,10 +116,10 @@ def run_deploy(
     failed = any(o.result == "failed" for o in outcomes)
     # The fleet gateway follows the models (Modal: its own app, redeployed with their URLs;
     # the local target starts it inside deploy itself and answers None).
-    gateway = target.deploy_gateway(tag=tag) if any(o.result == "ok" for o in outcomes) else None
-    if gateway is not None:
-        print_outcomes([gateway], title=f"gateway ({target.name})")
-        failed = failed or gateway.result == "failed"
+    redeployed = target.deploy_gateway(tag=tag) if gateway and any(o.result == "ok" for o in outcomes) else None
+    if redeployed is not None:
+        print_outcomes([redeployed], title=f"gateway ({target.name})")
+        failed = failed or redeployed.result == "failed"
     if failed and exit_on_failure:
         raise typer.Exit(1)
     return failed

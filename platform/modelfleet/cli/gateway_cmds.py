@@ -241,9 +241,10 @@ def gateway_serve(
 def gateway_deploy(
     allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Deploy uncommitted changes (tagged -dirty)."),
 ) -> None:
-    """Modal target: deploy the gateway's app in front of every deployed model (CI runs it after `fleet promote`).
+    """Modal target: deploy the gateway's app in front of every deployed model (CI: once after each matrix).
 
-    `fleet deploy` and `fleet deploy-all` deploy it themselves; the local target starts it with `fleet up`.
+    `fleet deploy`, `fleet deploy-all` and `fleet promote` deploy it themselves unless given
+    --no-gateway; the local target starts it with `fleet up`.
     """
     from modelfleet.cli.deploy_cmds import print_outcomes
     from modelfleet.gitinfo import deploy_tag

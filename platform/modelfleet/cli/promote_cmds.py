@@ -22,12 +22,14 @@ from typer.models import ParameterInfo
 
 from modelfleet.cli import postdeploy_cmds
 from modelfleet.cli.common import ENV_VARIABLE, UserError, console, err_console, load_settings_and_catalog, user_errors
+from modelfleet.cli.deploy_cmds import print_outcomes
 from modelfleet.gitinfo import deploy_tag
 from modelfleet.passes import PromotionRecord, record_promotion
 from modelfleet.postdeploy.snapshot import DEFAULT_MAX_TRIES
 from modelfleet.promotion import Promotion, check_promotion
 from modelfleet.settings import FleetSettings
 from modelfleet.targets import get_target
+from modelfleet.targets.base import Target
 from modelfleet.targets.passes import pass_book
 
 
@@ -43,6 +45,12 @@ def promote(
     ),
     github_output: Path | None = typer.Option(
         None, "--github-output", help="Append deployed=true|false and version=... (CI's $GITHUB_OUTPUT)."
+    ),
+    gateway: bool = typer.Option(
+        True,
+        "--gateway/--no-gateway",
+        help="Redeploy --to's gateway once the promoted model passed its checks there, so a model new to --to "
+        "gets its route (Modal). CI passes --no-gateway: one gateway job follows all its promotions.",
     ),
 ) -> None:
     """Deploy to --to exactly what passed in --from (same commit, spec and image), then check it there."""
@@ -100,6 +108,21 @@ def promote(
             raise typer.Exit(1)
         console.print(
             f"promoted {name} {promotion.source.version} ({source}) -> {live.version} ({to})", highlight=False
+        )
+        if gateway:
+            _redeploy_gateway(to_target, name, to, tag=promotion.source.tag)
+
+
+def _redeploy_gateway(target: Target, name: str, to: str, *, tag: str) -> None:
+    """The target environment's gateway, redeployed in front of what it now serves (None: the target has none to deploy)."""
+    redeployed = target.deploy_gateway(tag=tag)
+    if redeployed is None:
+        return
+    print_outcomes([redeployed], title=f"gateway ({to})")
+    if redeployed.result == "failed":
+        raise UserError(
+            f"{name} is promoted and serving in {to}, but {to}'s gateway did not redeploy: {redeployed.detail}; "
+            f"retry with `fleet gateway deploy --env {to}`"
         )
 
 

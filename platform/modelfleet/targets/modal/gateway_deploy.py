@@ -8,6 +8,15 @@ The app is built in this process from ``gateway_entry`` as ``app_build`` builds 
 ``App.deploy`` (``deploy.publish``). Before that the keys Dict and the usage-ledger Dict are
 created if missing (``modal.Dict.from_name(create_if_missing=True)``): every gateway container
 reads them, and a gateway whose keys Dict does not exist would refuse every key.
+
+Two deploys of the gateway may overlap (two people's ``fleet deploy``, or parallel jobs that
+were not given ``--no-gateway``): each reads the deployed models, then publishes, and the last
+to publish wins -- possibly with a list read before the other's model existed. So after
+publishing, a deploy reads the deployed models again and publishes once more if they changed
+(up to ``CONVERGE_ROUNDS``). Whichever publishes last has read the models after every model
+deploy that finished before its own publish, so the route of a model never stays missing.
+CI avoids the overlap altogether: its matrix jobs pass ``--no-gateway`` and one job deploys
+the gateway after them.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from modelfleet.targets.modal.gateway_bundle import (
 from modelfleet.targets.modal.gateway_entry_name import GATEWAY_ENTRY_MODULE, GATEWAY_FUNCTION
 
 GATEWAY_MODEL = "(gateway)"
+# Publishes of one gateway deploy at most, while the deployed models keep changing under it.
+CONVERGE_ROUNDS = 3
 
 
 def gateway_bundle(settings: FleetSettings, catalog: Catalog, endpoints: dict[str, ModelEndpoint]) -> GatewayBundle:
@@ -79,8 +90,19 @@ def deploy_gateway(settings: FleetSettings, catalog: Catalog, *, tag: str) -> De
     try:
         for dict_name in (settings.gateway.keys_dict, settings.gateway.ledger_dict):
             modal.Dict.from_name(dict_name, environment_name=env, create_if_missing=True).hydrate()
-        app = build_gateway_app(gateway_bundle(settings, catalog, endpoints))
-        asyncio.run(publish(app, app_name, env, tag, timeout=DEPLOY_TIMEOUT))
+        for _ in range(CONVERGE_ROUNDS):
+            app = build_gateway_app(gateway_bundle(settings, catalog, endpoints))
+            asyncio.run(publish(app, app_name, env, tag, timeout=DEPLOY_TIMEOUT))
+            now = deployed_endpoints(settings, catalog)
+            if now == endpoints:
+                break
+            endpoints = now  # a model was deployed (or removed) while this one published: again
+        else:
+            return outcome(
+                "failed",
+                detail=f"the deployed models kept changing over {CONVERGE_ROUNDS} publishes; run `fleet gateway deploy` "
+                "once the other deploys are done",
+            )
         url = modal.Function.from_name(app_name, GATEWAY_FUNCTION, environment_name=env).get_web_url() or ""
     except AppBuildError as error:
         return outcome("failed", detail=str(error))
