@@ -118,15 +118,25 @@ def test_gateway_route_answers_the_admin_key_only(sample: EngineSample, tmp_path
     )
 
 
-def test_the_fleet_route_serves_the_local_fleet_registry_to_the_admin(fleet_repo: Path, tmp_path: Path) -> None:
-    from modelfleet.catalog import load_catalog
-    from modelfleet.observe.gateway_route import fleet_metrics_route
+def test_a_local_gateway_serves_its_engines_read_directly_to_the_admin(fleet_repo: Path, tmp_path: Path) -> None:
+    from modelfleet.gateway.server import metrics_for
     from modelfleet.settings import FleetSettings
 
-    settings = FleetSettings()
+    metrics = metrics_for(FleetSettings())
+    assert metrics.target == "local" and metrics.replicas is not None  # this machine's engines, not reports
     auth, admin_key, _ = _auth_with_keys(tmp_path)
-    route = fleet_metrics_route(settings, load_catalog(settings), auth, ttl=30.0)
-    client = TestClient(Starlette(routes=[route]))
+    client = TestClient(Starlette(routes=[metrics.route(auth)]))
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     answer = client.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"})
     assert answer.status_code == 200 and "# TYPE fleet_replicas gauge" in answer.text
+
+
+def test_a_gateway_of_another_target_reads_the_replicas_reports(
+    fleet_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelfleet.gateway.server import metrics_for
+    from modelfleet.settings import FleetSettings
+
+    monkeypatch.setenv("FLEET_TARGET", "modal")
+    metrics = metrics_for(FleetSettings())
+    assert metrics.target == "modal" and metrics.replicas is None

@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
@@ -49,9 +48,6 @@ from modelfleet.observe.exposition import DEFAULT_TTL, FleetCollector, ReplicaFi
 from modelfleet.observe.gateway_route import metrics_route
 from modelfleet.observe.samples import EngineSample
 from modelfleet.runtime.edge_report import REPORT_HEADER, TASK_ID_ENV, parse_report
-
-if TYPE_CHECKING:
-    from modelfleet.settings import FleetSettings
 
 _HEADER = REPORT_HEADER.encode()
 # More distinct replicas than any fleet runs at once: a bound on memory, not a limit in use.
@@ -258,16 +254,3 @@ class GatewayMetrics:
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """The report-stripping middleware around ``app`` (reports kept only when they are the source)."""
         return ReplicaReportMiddleware(app, self.reports if self.replicas is None else None)
-
-
-def metrics_for(settings: FleetSettings) -> GatewayMetrics:
-    """The /metrics of a gateway the fleet's settings describe: on the local target the engines read
-    directly (this machine's /metrics of each running model), elsewhere the in-band reports."""
-    environment = settings.env or settings.modal_environment
-    if settings.target != "local":
-        return GatewayMetrics(target=settings.target, environment=environment)
-    from modelfleet.observe.local_source import scrape_local
-    from modelfleet.targets.local.runs import RunBook
-
-    book = RunBook(settings.state_path)
-    return GatewayMetrics(target="local", environment=environment, replicas=lambda: scrape_local(book))

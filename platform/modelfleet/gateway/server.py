@@ -3,6 +3,7 @@ and a Modal app call.
 
 - ``open_key_store`` / ``open_ledger``: the stores fleet.toml's ``[gateway]`` names;
 - ``upstream_for``: a catalog model + its endpoint and credentials -> ``Upstream``;
+- ``metrics_for``: what its /metrics reads (the local engines, or the replicas' reports);
 - ``fleet_gateway``: the app for a fleet's settings and upstreams (all of the above);
 - ``gateway_server``: a uvicorn server for the app (run it in a thread or a loop of your
   own); ``serve_gateway`` blocks until the process is told to stop.
@@ -19,7 +20,7 @@ from starlette.applications import Starlette
 from modelfleet.catalog import CatalogModel
 from modelfleet.gateway.app import build_gateway
 from modelfleet.gateway.config import GatewayConfig
-from modelfleet.gateway.fleet_metrics import metrics_for
+from modelfleet.gateway.fleet_metrics import GatewayMetrics
 from modelfleet.gateway.key_stores import LocalKeyStore, ModalKeyStore
 from modelfleet.gateway.keys import KeyStore
 from modelfleet.gateway.ledger import Ledger, UsageLedger
@@ -74,6 +75,19 @@ def fleet_gateway(
         prices=settings.prices.per_hour,
         metrics=metrics_for(settings),
     )
+
+
+def metrics_for(settings: FleetSettings) -> GatewayMetrics:
+    """The /metrics of a gateway the fleet's settings describe (``gateway/fleet_metrics.py``): on the local
+    target each running engine's /metrics read on this machine, elsewhere the replicas' in-band reports."""
+    environment = settings.env or settings.modal_environment
+    if settings.target != "local":
+        return GatewayMetrics(target=settings.target, environment=environment)
+    from modelfleet.observe.local_source import scrape_local
+    from modelfleet.targets.local.runs import RunBook
+
+    book = RunBook(settings.state_path)
+    return GatewayMetrics(target="local", environment=environment, replicas=lambda: scrape_local(book))
 
 
 def gateway_server(app: Starlette, *, host: str, port: int, graceful_shutdown: int | None = 30) -> uvicorn.Server:

@@ -10,8 +10,6 @@ local engines' /metrics) is read during it and must not stall the gateway's even
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import Request
@@ -20,10 +18,6 @@ from starlette.routing import Route
 
 from modelfleet.gateway.auth import Authenticator, AuthFailure
 from modelfleet.runtime.edge_http import error_response
-
-if TYPE_CHECKING:
-    from modelfleet.catalog import Catalog
-    from modelfleet.settings import FleetSettings
 
 METRICS_PATH = "/metrics"
 
@@ -43,11 +37,3 @@ def metrics_route(registry: CollectorRegistry, auth: Authenticator, path: str = 
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return Route(path, metrics, methods=["GET"])
-
-
-def fleet_metrics_route(settings: FleetSettings, catalog: Catalog, auth: Authenticator, ttl: float) -> Route:
-    """``metrics_route`` over the registry ``fleet metrics`` prints (the configured target's collector)."""
-    from modelfleet.observe.exposition import fleet_registry
-    from modelfleet.observe.fleet_view import collector_for
-
-    return metrics_route(fleet_registry(collector_for(settings, catalog, ttl)), auth)
