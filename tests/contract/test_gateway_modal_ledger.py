@@ -24,8 +24,10 @@ from tests.support.modal_api import ModalApiRecorder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DICT = "modelfleet-gateway-usage"
-# A gateway container: count what argv says for key "alice" on 2026-12-02, flush, flush again
-# (the second flush reads what the other container wrote), print the quota totals it sees.
+# A gateway container: its daily quota asks first (as ``Quotas.admit`` does before each request,
+# which makes the flushes read the others' totals), count what argv says for key "alice" on
+# 2026-12-02, flush, flush again (the second flush reads what the other container wrote), print
+# the quota totals it sees.
 CONTAINER = """
 import json, sys
 from datetime import date
@@ -35,6 +37,7 @@ from modelfleet.gateway.modal_ledger import ModalLedger
 requests, prompt, completion, cost = (float(v) for v in sys.argv[1:5])
 ledger = ModalLedger("modelfleet-gateway-usage", "main")
 day = date(2026, 12, 2)
+ledger.tokens_on(day, "alice")
 for _ in range(int(requests)):
     ledger.count(day, "alice", "tiny-chat", Counts(requests=1, prompt_tokens=int(prompt), completion_tokens=int(completion), cost_usd=cost))
 ledger.count(day, "bob", "tiny-chat", Counts(rejected=1))

@@ -11,6 +11,9 @@ import json
 from datetime import date
 from typing import Any
 
+import pytest
+
+from modelfleet.gateway import modal_ledger
 from modelfleet.gateway.ledger import Counts
 from modelfleet.gateway.modal_ledger import ModalLedger, entry_name
 from tests.support.waiting import wait_until
@@ -25,6 +28,7 @@ class DictStandIn:
         self.data: dict[Any, Any] = {}
         self.failures = 0
         self.got: list[Any] = []
+        self.listed = 0
 
     def _maybe_fail(self) -> None:
         if self.failures:
@@ -37,6 +41,7 @@ class DictStandIn:
 
     def items(self) -> list[tuple[Any, Any]]:
         self._maybe_fail()
+        self.listed += 1
         return list(self.data.items())
 
     def get(self, key: Any) -> Any:
@@ -128,3 +133,35 @@ def test_the_first_flush_of_each_day_reads_every_entry_of_the_month_so_none_expi
     reads = len(store.got)
     reader.flush(DAY)  # the same day again: no second round of reads
     assert not wait_until(lambda: len(store.got) > reads, 0.5)
+
+
+def test_a_flush_lists_the_dict_only_while_a_quota_reads_the_others_totals(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DictStandIn()
+    ledger = ledger_on(store, "a")
+    ledger._touched_on = DAY.isoformat()  # today's touch done: count the flushes' own listings
+    ledger.count(DAY, "alice", "m", Counts(requests=1, prompt_tokens=4))
+    ledger.flush(DAY)
+    ledger.flush(DAY)
+    assert store.listed == 0  # no key has a daily or monthly quota: nothing needs the others' rows
+    assert len(store.data) == 1  # the rows are written all the same
+    ledger.tokens_on(DAY, "alice")  # a daily quota asks
+    ledger.flush(DAY)
+    assert store.listed == 1
+    # Long after the last ask, flushes stop listing again.
+    asked = ledger._asked_at
+    assert asked is not None
+    monkeypatch.setattr(modal_ledger.time, "monotonic", lambda: asked + modal_ledger.DEMAND_WINDOW_S + 1)
+    ledger.flush(DAY)
+    assert store.listed == 1
+
+
+def test_the_daily_touch_lists_the_month_itself_when_no_quota_did() -> None:
+    store = DictStandIn()
+    writer = ledger_on(store, "a")
+    writer.count(date(2026, 11, 30), "alice", "m", Counts(requests=1))
+    writer.count(DAY, "alice", "m", Counts(requests=1))
+    writer.flush(DAY)
+    december = entry_name((DAY.isoformat(), "alice", "m"), "a")
+    assert wait_until(lambda: december in store.got, 5.0)
+    assert entry_name(("2026-11-30", "alice", "m"), "a") not in store.got
+    assert store.listed == 1  # the touch's own listing, once for the day

@@ -13,11 +13,20 @@ previous value for that row, never another container's. Readers (``rows``, the q
 totals, ``fleet usage``) read every entry (one ``items()`` call) and sum across containers.
 Counts only: a row is named by the key's name, never a key, a prompt or a completion.
 
+Reads follow demand. Listing the Dict costs in proportion to its entries (a month of rows
+per container), and only the daily-token and monthly-USD quotas need the other containers'
+totals. So a flush lists the Dict only while those quotas are in use -- ``tokens_on`` or
+``cost_in_month`` asked within the last ``DEMAND_WINDOW_S`` -- and a gateway whose keys have
+no such quota writes its rows and lists nothing (but for the daily touch below).
+
 Quota overshoot: a container sees its own usage at once and the other containers' usage as
-of its last flush, so every other container's usage is up to about two flush intervals
+of its last read, so every other container's usage is up to about two flush intervals
 (``ledger_flush_s``: theirs to write, ours to read) late. With N containers busy on one key,
 a daily-token or monthly-USD limit can be exceeded by up to what the other N-1 containers
 relay in that window -- as the local ledger, where other gateway processes are one flush late.
+When those quotas are first asked after ``DEMAND_WINDOW_S`` without, the others' totals are as
+old as the last read until the next flush (at most one interval): the requests this container
+admits in that interval are the further overshoot.
 
 Entry expiry: "An individual Dict entry will expire after 7 days of inactivity (no reads or
 writes)" (https://modal.com/docs/reference/modal.Dict). A container rewrites only the rows
@@ -37,6 +46,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, fields
@@ -52,6 +62,8 @@ log = logging.getLogger(__name__)
 TASK_ID_ENV = "MODAL_TASK_ID"
 PREFIX = "usage/"
 _COUNT_NAMES = tuple(f.name for f in fields(Counts))
+# How long after the last quota read of the totals a flush keeps listing the Dict.
+DEMAND_WINDOW_S = 300.0
 
 Row = tuple[str, str, str]  # day, key name, model
 
@@ -103,6 +115,7 @@ class ModalLedger:
         self._others_day_tokens: dict[tuple[str, str], int] = {}
         self._others_month_cost: dict[tuple[str, str], float] = {}
         self._touched_on = ""
+        self._asked_at: float | None = None  # when a quota last read the others' totals
 
     def _store(self) -> Any:
         import modal
@@ -130,10 +143,11 @@ class ModalLedger:
             writes = {
                 entry_name(row, self.container): entry_value(row, self.container, self._own[row]) for row in dirty
             }
+        wanted = self._asked_at is not None and time.monotonic() - self._asked_at < DEMAND_WINDOW_S
         try:
             if writes:
                 self._store().update(writes)
-            entries = list(self._store().items())
+            entries = list(self._store().items()) if wanted else None
         except Exception as error:  # the client's many network/server errors; never crash the gateway for a count
             log.warning(
                 "usage ledger %s: Dict call failed (%s); retrying at the next flush",
@@ -144,6 +158,19 @@ class ModalLedger:
                 self._dirty |= dirty
             return
         day, month = today.isoformat(), today.isoformat()[:7]
+        month_entries = self._read_totals(entries, day, month) if entries is not None else None
+        with self._lock:
+            # Rows of past months are written and no quota reads them: keep a long-lived container small.
+            for row in [r for r in self._own if r[0][:7] < month and r not in self._dirty]:
+                del self._own[row]
+        if self._touched_on != day:
+            # One read per entry takes a while on a big month: in the background, not in the flush.
+            args = (month, month_entries)
+            threading.Thread(target=self._touch, args=args, name="ledger-touch", daemon=True).start()
+            self._touched_on = day
+
+    def _read_totals(self, entries: list[tuple[Any, Any]], day: str, month: str) -> list[str]:
+        """Take the other containers' day and month totals from ``entries``; the names of this month's entries."""
         day_tokens: dict[tuple[str, str], int] = defaultdict(int)
         month_cost: dict[tuple[str, str], float] = defaultdict(float)
         month_entries: list[str] = []
@@ -162,18 +189,19 @@ class ModalLedger:
                 month_cost[(month, key)] += counts.cost_usd
         with self._lock:
             self._others_day_tokens, self._others_month_cost = dict(day_tokens), dict(month_cost)
-            # Rows of past months are written and no quota reads them: keep a long-lived container small.
-            for row in [r for r in self._own if r[0][:7] < month and r not in self._dirty]:
-                del self._own[row]
-        if self._touched_on != day:
-            # One read per entry takes a while on a big month: in the background, not in the flush.
-            threading.Thread(target=self._touch, args=(month_entries,), name="ledger-touch", daemon=True).start()
-            self._touched_on = day
+        return month_entries
 
-    def _touch(self, names: list[str]) -> None:
-        # Once a day: read this month's entries one by one so none expires while a gateway runs.
+    def _touch(self, month: str, names: list[str] | None) -> None:
+        # Once a day: read this month's entries one by one so none expires while a gateway runs
+        # (listing them first when this flush did not: no quota asked for the totals).
         try:
             store = self._store()
+            if names is None:
+                names = [
+                    name
+                    for name, value in store.items()
+                    if (parsed := parse_entry(name, value)) is not None and parsed[0][0].startswith(month)
+                ]
             for name in names:
                 store.get(name)
         except Exception as error:  # as in flush: a failed touch is retried the next day, never fatal
@@ -182,6 +210,7 @@ class ModalLedger:
     def tokens_on(self, day: date, key: str) -> int:
         """Tokens ``key`` used on ``day``: this container's now, the others' as of the last flush."""
         text = day.isoformat()
+        self._asked_at = time.monotonic()
         with self._lock:
             own = sum(c.tokens for (d, k, _), c in self._own.items() if d == text and k == key)
             return own + self._others_day_tokens.get((text, key), 0)
@@ -189,6 +218,7 @@ class ModalLedger:
     def cost_in_month(self, day: date, key: str) -> float:
         """USD ``key`` spent in ``day``'s calendar month, counted like ``tokens_on``."""
         month = day.isoformat()[:7]
+        self._asked_at = time.monotonic()
         with self._lock:
             own = sum(c.cost_usd for (d, k, _), c in self._own.items() if d.startswith(month) and k == key)
             return own + self._others_month_cost.get((month, key), 0.0)
