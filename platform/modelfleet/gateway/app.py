@@ -44,6 +44,7 @@ from modelfleet.runtime.edge_http import BodyTooLarge, RequestIdMiddleware, erro
 
 MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 _GENERATING = ("/v1/chat/completions", "/v1/completions")
+_USAGE_MEMBER = b'"stream_options":{"include_usage":true},'
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -156,21 +157,23 @@ class _Gateway:
             return error_response(400, problem, "invalid_request_error")
         name = payload["model"]
         served = self.router.served_name(name)
-        allowed = self.router.allowed_names(record)
         if served is None:
-            listed = ", ".join(allowed) or "none"
+            listed = ", ".join(self.router.allowed_names(record)) or "none"
             return error_response(
                 404, f"model {name!r} not found; models this key may use: {listed}", "model_not_found"
             )
         if served not in self.router.allowed_served(record):
-            listed = ", ".join(allowed) or "none"
+            listed = ", ".join(self.router.allowed_names(record)) or "none"
             return error_response(
                 403, f"key {record.name!r} may not use model {name!r}; its models: {listed}", "model_not_allowed"
             )
         stream = payload.get("stream") is True
         options = payload.get("stream_options")
         client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-        if name != served or (stream and not client_wants_usage):
+        if name == served and stream and "stream_options" not in payload:
+            # The common stream (the openai SDK sends no stream_options): ask for usage without re-encoding.
+            body = ask_for_usage(body)
+        elif name != served or (stream and not client_wants_usage):
             payload["model"] = served
             if stream and not client_wants_usage:
                 payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
@@ -286,6 +289,17 @@ def _parse(body: bytes) -> tuple[dict[str, Any], str | None]:
     if not isinstance(payload["model"], str):
         return {}, f"'model' must be a string, not {type(payload['model']).__name__}"
     return payload, None
+
+
+def ask_for_usage(body: bytes) -> bytes:
+    """``body`` (a JSON object without ``stream_options``) with ``"stream_options":{"include_usage":true}`` added.
+
+    Spliced in after the object's opening brace: the object has ``model``, so a member
+    follows and the added one takes a comma. What json.loads accepted has only whitespace
+    before that brace (it refuses a byte-order mark).
+    """
+    start = body.index(b"{") + 1
+    return body[:start] + _USAGE_MEMBER + body[start:]
 
 
 def _positive_int(value: object) -> TypeGuard[int]:
