@@ -10,6 +10,7 @@ wait for a report that covers every answer without adding tokens of their own.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -19,6 +20,7 @@ import httpx
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.e2e.local_fleet import LocalFleet
 from tests.e2e.runtime_support import DEMO, Token
 from tests.support.gateway_fixtures import bearer, serving_gateway
 from tests.support.waiting import wait_until
@@ -174,3 +176,33 @@ def test_replica_series_come_in_band_match_the_answers_and_leave_within_the_ttl(
             edge_stack.close()
             assert wait_until(lambda: REPLICA not in metrics(), TTL_S + 10, interval=0.5)
             assert "fleet_gateway_requests_total" in metrics()  # the gateway's own counters stay
+
+
+def _key(fleet: LocalFleet, name: str, *flags: str) -> str:
+    done = fleet.fleet("keys", "create", name, *flags, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["key"])
+
+
+def test_fleet_ups_gateway_serves_the_engines_read_directly_to_an_admin_key(running_fleet: LocalFleet) -> None:
+    status = running_fleet.fleet("status", "--format", "json")
+    assert status.returncode == 0, status.stderr
+    gateway = json.loads(status.stdout)["gateway"]["url"]
+    admin = _key(running_fleet, f"e2e-prometheus-{uuid.uuid4().hex[:6]}", "--admin")
+    client_key = _key(running_fleet, f"e2e-metrics-client-{uuid.uuid4().hex[:6]}")
+    assert httpx.get(f"{gateway}/metrics", timeout=30).status_code == 401
+    assert httpx.get(f"{gateway}/metrics", headers=bearer(client_key), timeout=30).status_code == 403
+    answer = httpx.post(
+        f"{gateway}/v1/chat/completions",
+        json={"model": DEMO, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        headers=bearer(client_key),
+        timeout=120,
+    )
+    assert answer.status_code == 200 and REPORT_HEADER not in answer.headers
+    usage = answer.json()["usage"]
+    engine_pid = json.loads((running_fleet.state_dir / "runs" / f"{DEMO}.json").read_text())["engine_pid"]
+    found = _series(httpx.get(f"{gateway}/metrics", headers=bearer(admin), timeout=30).text)
+    # The local target's replica, read from its engine over the socket (idle or not), as `fleet metrics` reads it.
+    replicas = {dict(labels)["replica"] for (name, labels) in found if name == "fleet_requests_running"}
+    assert replicas == {f"local-{engine_pid}"}
+    assert _gateway_counter(found, "fleet_gateway_completion_tokens_total") >= usage["completion_tokens"]
