@@ -19,10 +19,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from modelfleet.cli.common import UserError, console, load_settings, load_settings_and_catalog, user_errors
+from modelfleet.cli.common import UserError, console, err_console, load_settings_and_catalog, user_errors
 from modelfleet.observe.exposition import DEFAULT_TTL, json_text, prometheus_text
 from modelfleet.observe.fleet_view import FleetFrame, compare_json, frame_once, live_frames, registry_for
-from modelfleet.observe.history import frames_since, history_path, parse_since, record_frame
+from modelfleet.observe.history import history_path, plot_frames, record_frame
 from modelfleet.observe.modal_cost import CostTruth
 from modelfleet.observe.report import write_reports
 from modelfleet.observe.view import ModelView
@@ -106,23 +106,23 @@ def _dollars(value: float | None) -> str:
 
 
 def plots(
-    since: str = typer.Option("6h", "--since", help="How far back: 30m, 6h, 2d."),
-    out: Path = typer.Option(Path("fleet-plots"), "--out", help="Folder for the PNGs."),
+    model: str = typer.Argument("all", help="A model's name, or all (every model with figures)."),
+    since: str = typer.Option("6h", "--since", help="How far back: 30m, 6h, 2d (on Modal at most 7d)."),
+    out: Path = typer.Option(Path("fleet-plots"), "--out", help="Folder for the PNGs (one <model>.png each)."),
 ) -> None:
-    """A PNG per model (load, latency percentiles, cost over time) from the frames `fleet top` recorded."""
+    """A PNG per model (load, latency percentiles, cost over time): recorded frames, and on Modal Modal's own figures."""
     with user_errors():
-        settings = load_settings()
+        settings, catalog = load_settings_and_catalog()
+        models = None if model == "all" else [catalog.require(model).name]
         try:
-            seconds = parse_since(since)
-        except ValueError as error:
+            source = plot_frames(settings, catalog, models, since, time.time())
+        except ValueError as error:  # --since that is not a duration
             raise UserError(str(error)) from None
-        frames = frames_since(history_path(settings.state_path), time.time() - seconds)
-        if not frames:
-            raise UserError(
-                f"fleet plots: no frames since {since} in {history_path(settings.state_path)}; "
-                "run `fleet top` (it records each frame) and try again"
-            )
-        for path in write_reports(frames, out):
+        for note in source.notes:
+            err_console.print(f"note: {note}", highlight=False, markup=False)
+        if source.empty:
+            raise UserError(source.empty)
+        for path in write_reports(source.frames, out):
             console.print(f"wrote {path}", highlight=False)
 
 
