@@ -205,3 +205,7 @@ def test_cli_creates_an_admin_key_and_lists_its_scope(fleet_repo: Path) -> None:
     assert [(k["name"], k["scope"]) for k in listed] == [("prometheus", "admin")]
     refused = runner.invoke(app, ["keys", "create", "scraper", "--admin", "--rpm", "5"])
     assert refused.exit_code == 1 and "admin key opens /metrics only" in refused.output
+    text = runner.invoke(app, ["keys", "create", "scraper", "--admin"])
+    assert text.exit_code == 0 and "admin key 'scraper'" in text.output and "/metrics" in text.output
+    table = runner.invoke(app, ["keys", "list"])
+    assert table.exit_code == 0 and "admin" in table.output and "scope" in table.output
