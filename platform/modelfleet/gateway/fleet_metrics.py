@@ -20,10 +20,11 @@ What it serves (prometheus-client's exposition, never hand-written text):
   * **a direct source** (the local target): each engine's /metrics on this machine
     (``observe/local_source.py``), which sees idle replicas too and wakes nothing (local
     engines do not scale to zero). Reports are then stripped and not kept.
+  ``gateway/server.py``'s ``metrics_for`` picks the source from the fleet's target.
 
 Who may read it: an admin key (``fleet keys create NAME --admin``), checked by the gateway's
 own ``Authenticator`` (so its revocation TTL and constant-time check hold); a client key
-gets 403, no key 401 (``observe/gateway_route.py``). No cost family: a replica that does
+gets 403, no key 401 (``observe/gateway_route.py``). No $/h samples: a replica that does
 not report still costs money, so $/h comes from ``fleet top`` (Modal's container counts).
 """
 
