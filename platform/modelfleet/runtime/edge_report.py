@@ -9,6 +9,10 @@ no connection to anything. What a replica *can* do is answer: every response it 
 already goes back through the gateway. So the edge puts a compact report in one response
 header (``x-fleet-replica``), and the gateway strips it before the client sees it and
 keeps the last report of each replica for a time-to-live (``gateway/fleet_metrics.py``).
+On Modal the header reaches the gateway unchanged: a classic ``web_server``'s relay passes
+every response header of the port back (modal 1.6.4 ``modal/_runtime/asgi.py``,
+``web_server_proxy``: ``"headers": [... for k, v in proxy_response.headers.items()]``), and a
+Modal Server forwards the port with no per-request relay (shared/notes/modal.md).
 
 What it cannot see: a replica with no traffic reports nothing -- which is also when its
 figures are zero (nothing running, nothing waiting, counters unchanged) -- and after the TTL
