@@ -7,7 +7,9 @@ public URL would land on one random replica and, every 15 s, keep a scale-to-zer
 awake forever, so the fleet never does one. Engine figures (TTFT, tokens) are not in
 these counts: a Modal Server reports its engine's (TTFT, inter-token latency, tokens/s)
 to Modal's time-range stats, which ``modal_figures`` reads and ``modal_views`` shows; a
-classic endpoint's would need per-replica pushes, which are not built yet.
+classic endpoint's replicas report theirs in-band, on the answers they relay through the
+gateway (``runtime/edge_report.py``), and the gateway's admin-key ``/metrics`` serves them per
+replica (``gateway/fleet_metrics.py``).
 """
 
 from __future__ import annotations
