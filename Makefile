@@ -37,6 +37,11 @@ install-ci: ## Install only the platform and the modal client (CI jobs that only
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e .
 
+.PHONY: install-plots
+install-plots: ## Add matplotlib for `fleet plots` (CI deploy jobs draw each model's pictures)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[plots]'
+
 .PHONY: test
 test: install lint typecheck ## Lint, typecheck and run the whole test suite (real vLLM included)
 	$(PY) -m pytest

@@ -376,3 +376,41 @@ def test_a_template_error_names_the_template(ci_repo: Path) -> None:
 
     assert result.exit_code == 1
     assert "ci/templates/typo.yml.j2" in result.stderr and "no_such_variable" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("file", "job_id", "environment"),
+    [
+        ("deploy-on-merge.yml", "staging", "staging"),
+        ("deploy-on-merge.yml", "prod", "prod"),
+        ("deploy-all.yml", "deploy", "${{ inputs.environment }}"),
+    ],
+)
+def test_the_deploy_jobs_upload_the_pictures_and_link_them_in_the_summary(
+    file: str, job_id: str, environment: str
+) -> None:
+    steps = load_workflow(REPO_ROOT / WORKFLOWS_DIR / file)["jobs"][job_id]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    plots_at = next(i for i, run in enumerate(runs) if "fleet plots" in run)
+    upload_at = next(i for i, step in enumerate(steps) if step.get("uses", "").startswith("actions/upload-artifact@"))
+    report_at = next(i for i, run in enumerate(runs) if "fleet report" in run)
+    rollback_at = next(i for i, run in enumerate(runs) if "fleet rollback" in run)
+    plots, upload, report = steps[plots_at], steps[upload_at], steps[report_at]
+
+    assert rollback_at < plots_at < upload_at < report_at
+    assert '.venv/bin/fleet plots "$MODEL" --since 2h --out fleet-plots' in plots["run"]
+    assert "make install-plots" in plots["run"]  # matplotlib: install-ci leaves it out
+    # Nothing to plot (or a failed upload) never turns a deploy red; the report says so instead.
+    assert plots["continue-on-error"] is True and upload["continue-on-error"] is True
+    assert plots["if"] == "${{ !cancelled() }}" and report["if"] == "${{ !cancelled() }}"
+    assert upload["if"] == f"${{{{ !cancelled() && steps.{plots['id']}.outcome == 'success' }}}}"
+    assert upload["uses"] == f"{ACTIONS['upload_artifact'].repo}@{ACTIONS['upload_artifact'].sha}"
+    # artifact-url is an output of upload-artifact v4 and later (its action.yml).
+    assert int(ACTIONS["upload_artifact"].tag.removeprefix("v").split(".")[0]) >= 4
+    assert upload["with"]["path"] == "fleet-plots"
+    assert upload["with"]["name"] == f"fleet-plots-{environment}-${{{{ matrix.model }}}}"
+    assert report["env"]["PLOTS_URL"] == f"${{{{ steps.{upload['id']}.outputs.artifact-url }}}}"
+    assert report["run"] == (
+        '.venv/bin/fleet report "$MODEL" --markdown --plots fleet-plots --plots-url "$PLOTS_URL"'
+        ' >> "$GITHUB_STEP_SUMMARY"'
+    )

@@ -68,7 +68,7 @@ def write_reports(frames: list[dict[str, Any]], out: Path) -> list[Path]:
         import matplotlib
     except ImportError:
         raise FleetError(
-            "fleet plots: matplotlib is not installed; install it (pip install 'modelfleet[dev]' or matplotlib)"
+            "fleet plots: matplotlib is not installed; install it (make install-plots, or pip install 'modelfleet[plots]')"
         ) from None
 
     matplotlib.use("Agg")  # files only: no display on a CI runner
