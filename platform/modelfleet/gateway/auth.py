@@ -3,9 +3,14 @@
 Two caches make the hot path a dict lookup and a SHA-256:
 - the store's records, re-read at most every ``ttl`` seconds (the revocation promise: a
   revoked key is refused by every gateway process at most ``ttl`` <= 5 s after the store
-  changed -- each process re-reads on its own clock, no message between them is needed);
+  changed -- each process re-reads on its own clock, no message between them is needed).
+  The re-read starts in the background once the copy is ``ttl / 2`` old, and requests go on
+  with the copy meanwhile; only a copy ``ttl`` old (a store read slower than ``ttl / 2``)
+  makes requests wait. Before, every ``ttl`` all requests waited for the read -- a file on
+  the local target, a modal.Dict round trip on Modal;
 - pairs whose scrypt check passed (or failed), keyed by the record's hash, so a changed
-  or revoked record invalidates them at the next re-read.
+  or revoked record invalidates them at the next re-read. Concurrent first requests with
+  one key share a single scrypt run (a burst of sixteen used to run sixteen).
 
 scrypt (~50 ms) runs in worker threads limited to ``_SCRYPT_THREADS`` at once, so a flood
 of wrong secrets slows down only the callers who send them, never the event loop.
@@ -20,6 +25,8 @@ so an admin key is revoked within the same TTL and compared in the same constant
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +44,8 @@ from modelfleet.gateway.keys import (
     secret_digest,
     secret_matches,
 )
+
+log = logging.getLogger(__name__)
 
 _SCRYPT_THREADS = 2
 _MAX_REMEMBERED = 10_000
@@ -90,15 +99,30 @@ class Authenticator:
         self._checked: dict[tuple[str, bytes, str], bool] = {}
         # key id -> the copy (its read time) it was missing from.
         self._unknown: dict[str, float | None] = {}
+        # Checks of a (key id, secret digest, hash) running now: later callers await the first one's.
+        self._checking: dict[tuple[str, bytes, str], asyncio.Task[bool]] = {}
+        self._background: asyncio.Task[None] | None = None
 
     async def records(self) -> dict[str, KeyRecord]:
-        """The store's records as of at most ``ttl`` seconds ago."""
-        if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
+        """The store's records as of at most ``ttl`` seconds ago (re-read in the background from ``ttl / 2``)."""
+        age = None if self._loaded_at is None else self._clock() - self._loaded_at
+        if age is None or age >= self.ttl:
             async with self._refresh_lock:
                 # Another request may have refreshed while this one waited for the lock.
                 if self._loaded_at is None or self._clock() - self._loaded_at >= self.ttl:
                     await self._load()
+        elif age >= self.ttl / 2 and (self._background is None or self._background.done()):
+            self._background = asyncio.get_running_loop().create_task(self._refresh(self._loaded_at))
         return self._records
+
+    async def _refresh(self, seen_at: float | None) -> None:
+        """The background re-read; a request that found the copy ``ttl`` old meanwhile waits for it (the lock)."""
+        try:
+            async with self._refresh_lock:
+                if self._loaded_at == seen_at:
+                    await self._load()
+        except Exception as error:  # the copy stays; at ``ttl`` a request reads the store itself
+            log.warning("key store re-read failed (%s); retrying", error.__class__.__name__)
 
     async def find(self, key_id: str) -> KeyRecord | None:
         """The record of ``key_id``; an id not in the copy makes the store be read again first.
@@ -161,7 +185,19 @@ class Authenticator:
         known = self._checked.get(remembered)
         if known is not None:
             return known
-        matches = await anyio.to_thread.run_sync(secret_matches, record, secret, limiter=self._scrypt)
+        check = self._checking.get(remembered)
+        if check is None:
+            # A task of its own, awaited through a shield: a caller hanging up never cancels the
+            # check the others are waiting for.
+            check = asyncio.get_running_loop().create_task(self._scrypt_check(remembered, record, secret))
+            self._checking[remembered] = check
+        return await asyncio.shield(check)
+
+    async def _scrypt_check(self, remembered: tuple[str, bytes, str], record: KeyRecord, secret: str) -> bool:
+        try:
+            matches = await anyio.to_thread.run_sync(secret_matches, record, secret, limiter=self._scrypt)
+        finally:
+            del self._checking[remembered]
         if len(self._checked) >= _MAX_REMEMBERED:
             self._checked.clear()
         self._checked[remembered] = matches
