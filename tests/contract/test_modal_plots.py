@@ -261,3 +261,21 @@ def test_a_modal_servers_engine_figures_are_drawn_per_step(api: ModalApiRecorder
     calls = [row["calls_per_minute"] for f in frames for row in f["models"] if "calls_per_minute" in row]
     assert sum(c.get("successful_requests_count", 0.0) for c in calls) == 12.0
     assert not math.isnan(sum(value for _, value in _rows(frames, SMALL, "containers")))
+
+
+def test_a_window_over_500_minutes_is_read_in_pieces_modal_accepts(api: ModalApiRecorder, state: Path) -> None:
+    drive(api, "deploy", "commit-1", SMALL)
+    now = time.time()
+    api.start_container_at(f"fleet-{SMALL}", now - 9 * HOUR, now - 8 * HOUR)
+    calls_before = len(api.calls)
+
+    frames = _plot_frames(api, state, "10h", SMALL)["frames"]
+
+    during = [name for name, _ in api.calls[calls_before:]]
+    # 600 one-minute buckets: two exports (Modal answers at most 500 points per series), each accepted.
+    assert during.count("FunctionGetMetrics") == 2
+    containers = _rows(frames, SMALL, "containers")
+    assert len(containers) >= 599
+    assert sum(value for _, value in containers) == pytest.approx(60.0)  # the container's hour, minute by minute
+    costs = [cost for f in frames for cost in f.get("costs", [])]
+    assert sum(c["gpu_seconds"] for c in costs) == pytest.approx(HOUR)
