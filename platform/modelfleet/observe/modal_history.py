@@ -108,17 +108,17 @@ def modal_history(
     read: dict[str, tuple[ModalServing, MinuteSeries]] = {}
     environment = settings.modal_environment
     for model in models:
-        serving = lookup(model, settings.app_name(model), environment)
-        if serving is None:
-            notes.append(f"{model}: not deployed in Modal environment {environment}: nothing of it to draw")
-            continue
-        spec = catalog.models[model].spec
         try:
+            serving = lookup(model, settings.app_name(model), environment)
+            if serving is None:
+                notes.append(f"{model}: not deployed in Modal environment {environment}: nothing of it to draw")
+                continue
             minutes = minute_series(serving, start, end)
             steps = step_rows(serving, start, end)
         except ModalError as error:
             notes.append(f"{model}: Modal stats: {type(error).__name__}: {error}; it is left out of the pictures")
             continue
+        spec = catalog.models[model].spec
         read[model] = (serving, minutes)
         price = settings.prices.per_hour.get(spec.gpu.type)
         for row in minute_rows(model, minutes, None if price is None else price * spec.gpu.count):
