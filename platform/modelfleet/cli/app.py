@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modelfleet.cli.serve_cmds",
     "modelfleet.cli.volume_cmds",
     "modelfleet.cli.postdeploy_cmds",
+    "modelfleet.cli.report_cmds",
     "modelfleet.cli.state_cmds",
     "modelfleet.cli.rehearse_cmds",
     "modelfleet.cli.gateway_cmds",

@@ -14,19 +14,16 @@ token may not manage proxy tokens.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from modelfleet.catalog import CatalogModel
-from modelfleet.cli.common import UserError, console, err_console, load_settings, load_settings_and_catalog, user_errors
+from modelfleet.cli.common import UserError, console, err_console, load_settings_and_catalog, user_errors
 from modelfleet.errors import FleetError
-from modelfleet.observe.plot_links import pictures_markdown
 from modelfleet.postdeploy.baseline_key import baseline_key
 from modelfleet.postdeploy.fingerprint import Fingerprint, compare
 from modelfleet.postdeploy.gate import (
@@ -37,9 +34,9 @@ from modelfleet.postdeploy.gate import (
     take_endpoint_fingerprint,
     tolerance_of,
 )
-from modelfleet.postdeploy.parts import DeployReport, SmokePart, SnapshotPart
+from modelfleet.postdeploy.parts import SmokePart, SnapshotPart
 from modelfleet.postdeploy.probe import probe_boot, read_boot
-from modelfleet.postdeploy.report import record_rollback, render_json, render_markdown, report_book
+from modelfleet.postdeploy.report import record_rollback, report_book
 from modelfleet.postdeploy.smoke import SmokeReport, run_smoke
 from modelfleet.postdeploy.snapshot import DEFAULT_MAX_TRIES, SnapshotReport, build_snapshot
 from modelfleet.runtime.tokens import Credentials
@@ -269,36 +266,6 @@ def snapshot(
             raise typer.Exit(1)
 
 
-def report(
-    names: list[str] = typer.Argument(None, help="Models to report (default: every model with a report)."),
-    markdown: bool = typer.Option(False, "--markdown", help="Markdown (the default), for $GITHUB_STEP_SUMMARY."),
-    as_json: bool = typer.Option(False, "--json", help="JSON with every step's part."),
-    plots: Path | None = typer.Option(
-        None, "--plots", help="A `fleet plots` folder: link each model's PNG (relative links) in a Pictures section."
-    ),
-    plots_url: str | None = typer.Option(
-        None, "--plots-url", help="With --plots in CI: the uploaded folder's artifact URL (upload-artifact's output)."
-    ),
-) -> None:
-    """Print the deploy report the post-deploy steps wrote: version, boot, cold starts, smoke, rollback, pictures."""
-    with user_errors():
-        if markdown and as_json:
-            raise UserError("pick one of --markdown and --json")
-        if (plots is not None or plots_url is not None) and as_json:
-            raise UserError("--plots and --plots-url go with the markdown report; drop --json")
-        if plots_url is not None and plots is None:
-            raise UserError("--plots-url names where the --plots folder was uploaded; give --plots DIR too")
-        book = report_book(load_settings())
-        reports = [book.read(n) or DeployReport(model=n) for n in names] if names else book.all()
-        if as_json:
-            sys.stdout.write(render_json(reports) + "\n")
-            return
-        text = render_markdown(reports)
-        if plots is not None:
-            text += "\n" + pictures_markdown([r.model for r in reports], plots, plots_url)
-        sys.stdout.write(text + "\n")
-
-
 @contextmanager
 def proxy_credentials(target: Target, purpose: str) -> Iterator[tuple[Credentials, str]]:
     """(credentials, where they came from): the env pair, else a token the target mints for this command."""
@@ -391,9 +358,8 @@ def _print_snapshot(model: str, report: SnapshotReport, *, declared: bool, targe
 
 
 def register(app: typer.Typer) -> None:
-    """Add snapshot, smoke, baseline, rollback and report."""
+    """Add snapshot, smoke, baseline and rollback (``report_cmds`` adds report)."""
     app.command()(snapshot)
     app.command()(smoke)
     app.command()(baseline)
     app.command()(rollback)
-    app.command()(report)

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from modelfleet.catalog import Catalog
 from modelfleet.cli.common import UserError, console, err_console, load_settings_and_catalog, user_errors
 from modelfleet.observe.exposition import DEFAULT_TTL, json_text, prometheus_text
 from modelfleet.observe.fleet_view import FleetFrame, compare_json, frame_once, live_frames, registry_for
@@ -26,7 +27,7 @@ from modelfleet.observe.history import history_path, plot_frames, record_frame
 from modelfleet.observe.modal_cost import CostTruth
 from modelfleet.observe.report import write_reports
 from modelfleet.observe.view import ModelView
-from modelfleet.settings import ComparedApi
+from modelfleet.settings import ComparedApi, FleetSettings
 
 TopFormat = Literal["table", "json"]
 MetricsFormat = Literal["prometheus", "json"]
@@ -114,16 +115,34 @@ def plots(
     with user_errors():
         settings, catalog = load_settings_and_catalog()
         models = None if model == "all" else [catalog.require(model).name]
-        try:
-            source = plot_frames(settings, catalog, models, since, time.time())
-        except ValueError as error:  # --since that is not a duration
-            raise UserError(str(error)) from None
-        for note in source.notes:
-            err_console.print(f"note: {note}", highlight=False, markup=False)
-        if source.empty:
-            raise UserError(source.empty)
-        for path in write_reports(source.frames, out):
-            console.print(f"wrote {path}", highlight=False)
+        draw_plots(settings, catalog, models, since, out)
+
+
+class NothingToDraw(UserError):
+    """The window holds no figures to draw (``fleet report --since`` says so and goes on)."""
+
+
+def draw_plots(
+    settings: FleetSettings, catalog: Catalog, models: list[str] | None, since: str, out: Path
+) -> list[Path]:
+    """The PNGs of ``models`` (None: every model with figures) over ``since`` into ``out``; notes go to stderr.
+
+    ``fleet plots`` and ``fleet report --since`` draw through this. A window without figures,
+    is ``NothingToDraw``; a ``since`` that is not a duration (or beyond what the target keeps)
+    a plain ``UserError``; each names why.
+    """
+    try:
+        source = plot_frames(settings, catalog, models, since, time.time())
+    except ValueError as error:  # --since that is not a duration
+        raise UserError(str(error)) from None
+    for note in source.notes:
+        err_console.print(f"note: {note}", highlight=False, markup=False)
+    if source.empty:
+        raise NothingToDraw(source.empty)
+    written = write_reports(source.frames, out)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    return written
 
 
 def top_table(views: list[ModelView], compare: ComparedApi | None) -> Table:
