@@ -1,7 +1,7 @@
-"""After a deploy: ``fleet snapshot``, ``fleet smoke``, ``fleet baseline``, ``fleet rollback``, ``fleet report``.
+"""After a deploy: ``fleet snapshot``, ``fleet smoke``, ``fleet baseline``, ``fleet rollback``.
 
 CI runs them as separate steps after ``fleet deploy``; each adds its part to the model's
-report, and ``fleet report`` prints the whole of it for the job summary. A rollback is
+report, and ``fleet report`` (``report_cmds``) prints the whole of it for the job summary. A rollback is
 recorded the same way whether ``fleet rollback`` or ``fleet smoke --rollback-on-failure``
 asked for it (:func:`roll_back`). Credentials: without ``FLEET_PROXY_TOKEN_ID`` /
 ``FLEET_PROXY_TOKEN_SECRET`` the target mints a token for this one command and deletes it
