@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelfleet.observe.modal_billing import ModalBilling
+from modelfleet.observe.modal_billing import BilledCost, ModalBilling
 from modelfleet.observe.modal_figures import ModalFigures
 from modelfleet.spec.model import ModelSpec
 
@@ -63,28 +63,53 @@ def cost_truth(
     """The model's cost over the billing window, from Modal's figures where it has them, the price table otherwise."""
     container_seconds = figures.container_seconds_between(billing.since, billing.until)
     gpu_seconds = None if container_seconds is None else container_seconds * spec.gpu.count
+    return priced_window(
+        figures.model,
+        billing.since,
+        billing.until,
+        spec,
+        prices,
+        gpu_seconds,
+        billing.by_app.get(app_id),
+        billing.refused,
+        metrics_source="Modal metrics (containers, mean per bucket) x gpu.count",
+    )
+
+
+def priced_window(
+    model: str,
+    since: float,
+    until: float,
+    spec: ModelSpec,
+    prices: dict[str, float],
+    gpu_seconds: float | None,
+    billed: BilledCost | None,
+    refused: str | None,
+    *,
+    metrics_source: str,
+) -> CostTruth:
+    """One window's cost truth: ``gpu_seconds`` priced from the table beside Modal's bill, the difference, the sources.
+
+    ``billed`` is Modal's row for the app in the window; with billing answered (``refused``
+    None), no row means Modal billed it nothing then. ``fleet top`` (the last full hour) and
+    ``fleet plots`` (each hour of a window) both build theirs here.
+    """
     price = prices.get(spec.gpu.type)
     price_table = None if gpu_seconds is None or price is None else gpu_seconds / SECONDS_PER_HOUR * price
-    billed = billing.by_app.get(app_id)
-    billed_dollars = None
-    if billing.refused is None:
-        # Billing answered: no row for the app means Modal billed it nothing in the window.
-        billed_dollars = billed.dollars if billed is not None else 0.0
+    billed_dollars = None if refused is not None else (billed.dollars if billed is not None else 0.0)
     sources = {
-        "gpu_seconds": "Modal metrics (containers, mean per bucket) x gpu.count"
-        if gpu_seconds is not None
-        else "not reported by Modal's metrics",
+        "gpu_seconds": metrics_source if gpu_seconds is not None else "not reported by Modal's metrics",
         "price_table_dollars": f"fleet.toml prices.per_hour[{spec.gpu.type}]"
         if price is not None
         else f"fleet.toml has no price for {spec.gpu.type}",
         "billed_dollars": "Modal billing report (Environment.billing.report, hourly)"
-        if billing.refused is None
+        if refused is None
         else "refused by Modal",
     }
     return CostTruth(
-        model=figures.model,
-        since=billing.since,
-        until=billing.until,
+        model=model,
+        since=since,
+        until=until,
         gpu_type=spec.gpu.type,
         gpu_seconds=gpu_seconds,
         price_table_dollars=price_table,
@@ -92,5 +117,5 @@ def cost_truth(
         billed_by_resource=dict(billed.by_resource) if billed is not None else {},
         difference_dollars=None if billed_dollars is None or price_table is None else billed_dollars - price_table,
         sources=sources,
-        note=billing.refused,
+        note=refused,
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from modelfleet.observe.modal_billing import BilledCost, refusal_note
-from modelfleet.observe.modal_cost import CostTruth
+from modelfleet.observe.modal_cost import CostTruth, priced_window
 from modelfleet.spec.model import ModelSpec
 
 HOUR_S = 3600.0
@@ -77,39 +77,22 @@ def hour_costs(
     ``container_seconds`` maps each metrics bucket's start to the container-seconds Modal
     counted in it; an hour without any bucket has no GPU-seconds (None), not zero.
     """
-    price = prices.get(spec.gpu.type)
     billed_hours = bills.by_app.get(app_id, {})
     costs: list[CostTruth] = []
     for start in hours:
         inside = [seconds for at, seconds in container_seconds.items() if start <= at < start + HOUR_S]
         gpu_seconds = sum(inside) * spec.gpu.count if inside else None
-        price_table = None if gpu_seconds is None or price is None else gpu_seconds / HOUR_S * price
-        billed = billed_hours.get(start)
-        # Billing answered: no row for the app in an hour means Modal billed it nothing then (modal_cost.py).
-        billed_dollars = None if bills.refused is not None else (billed.dollars if billed is not None else 0.0)
         costs.append(
-            CostTruth(
-                model=model,
-                since=start,
-                until=start + HOUR_S,
-                gpu_type=spec.gpu.type,
-                gpu_seconds=gpu_seconds,
-                price_table_dollars=price_table,
-                billed_dollars=billed_dollars,
-                billed_by_resource=dict(billed.by_resource) if billed is not None else {},
-                difference_dollars=None
-                if billed_dollars is None or price_table is None
-                else billed_dollars - price_table,
-                sources={
-                    "gpu_seconds": "Modal metrics (containers, mean per one-minute bucket) x gpu.count",
-                    "price_table_dollars": f"fleet.toml prices.per_hour[{spec.gpu.type}]"
-                    if price is not None
-                    else f"fleet.toml has no price for {spec.gpu.type}",
-                    "billed_dollars": "Modal billing report (Environment.billing.report, hourly)"
-                    if bills.refused is None
-                    else "refused by Modal",
-                },
-                note=bills.refused,
+            priced_window(
+                model,
+                start,
+                start + HOUR_S,
+                spec,
+                prices,
+                gpu_seconds,
+                billed_hours.get(start),
+                bills.refused,
+                metrics_source="Modal metrics (containers, mean per one-minute bucket) x gpu.count",
             )
         )
     return costs
