@@ -9,7 +9,6 @@ deployed models' URLs. A missing Secret fails the gateway with the Secret named.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,15 @@ from modal_proto import api_pb2
 
 from modelfleet.targets.modal.gateway_bundle import GATEWAY_BUNDLE_ENV, GatewayBundle
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, TIMEOUT_S, app_definitions, create_workspace, drive, fleet_env
+from tests.support.modal_api_target import (
+    REPO,
+    TIMEOUT_S,
+    app_definitions,
+    create_workspace,
+    drive,
+    fleet_copy,
+    fleet_env,
+)
 
 DEMO = "smollm2-135m"
 PROXY_SECRET = "modelfleet-gateway-proxy-token"
@@ -47,10 +54,7 @@ def api() -> Iterator[ModalApiRecorder]:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    shutil.copy(REPO / "fleet.toml", tmp_path / "fleet.toml")
-    shutil.copytree(REPO / "volumes", tmp_path / "volumes")
-    shutil.copytree(REPO / "models" / DEMO, tmp_path / "models" / DEMO)
-    return tmp_path
+    return fleet_copy(tmp_path, DEMO)
 
 
 def _deploy_gateway(api: ModalApiRecorder, root: Path) -> dict[str, Any]:

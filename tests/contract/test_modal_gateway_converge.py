@@ -10,7 +10,6 @@ and publish again with both routes. Real modal client, loopback API.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 
 from modelfleet.targets.modal.gateway_bundle import GATEWAY_BUNDLE_ENV, GatewayBundle
 from tests.support.modal_api import ModalApiRecorder
-from tests.support.modal_api_target import REPO, TIMEOUT_S, create_workspace, drive, fleet_env
+from tests.support.modal_api_target import REPO, TIMEOUT_S, create_workspace, drive, fleet_copy, fleet_env
 
 MODELS = ("smollm2-135m", "llama31-8b-instruct")
 # The first read of the deployed models misses the second model, as a read made just before
@@ -55,11 +54,7 @@ def api() -> Iterator[ModalApiRecorder]:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    shutil.copy(REPO / "fleet.toml", tmp_path / "fleet.toml")
-    shutil.copytree(REPO / "volumes", tmp_path / "volumes")
-    for model in MODELS:
-        shutil.copytree(REPO / "models" / model, tmp_path / "models" / model)
-    return tmp_path
+    return fleet_copy(tmp_path, *MODELS)
 
 
 def _bundles(api: ModalApiRecorder) -> list[GatewayBundle]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,15 @@ from .modal_api import ModalApiRecorder
 
 REPO = Path(__file__).resolve().parents[2]  # tests/support/ -> repo root
 TIMEOUT_S = 120
+
+
+def fleet_copy(root: Path, *models: str) -> Path:
+    """A fleet a test may change under ``root``: fleet.toml, the volumes and the named model folders."""
+    shutil.copy(REPO / "fleet.toml", root / "fleet.toml")
+    shutil.copytree(REPO / "volumes", root / "volumes")
+    for model in models:
+        shutil.copytree(REPO / "models" / model, root / "models" / model)
+    return root
 
 
 def fleet_env(api: ModalApiRecorder, root: Path = REPO, **extra: str) -> dict[str, str]:
