@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-# Modal's per-request limit for every web endpoint type (guide "Request timeouts").
+# Modal's per-request limit for every web endpoint type: past it the request gets 303 to a
+# result URL to poll (guide "Request timeouts", https://modal.com/docs/guide/webhook-timeouts).
 MODAL_REQUEST_LIMIT_SECONDS = 150.0
-# A redirect count that no wait shorter than ~45 min at Modal's limit reaches; see max_redirects_for.
+# httpx2's own default (httpx2/_config.py DEFAULT_MAX_REDIRECTS); no wait under ~45 min at Modal's limit needs
+# more, so at 150 s per hop the deadline binds first. See max_redirects_for.
 MIN_REDIRECTS = 20
 CONNECT_TIMEOUT_SECONDS = 10.0
 
